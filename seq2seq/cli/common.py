@@ -1,0 +1,31 @@
+"""Flags and set-up shared by the command-line programs."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Keep TensorFlow's C++ start-up chatter out of the user's terminal.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags, logging  # noqa: E402
+
+flags.DEFINE_string("model_dir", None, "Model directory (config, vocabularies, checkpoints).")
+flags.DEFINE_integer("batch_size", None, "Sentences per batch (default: from the config).")
+flags.DEFINE_enum(
+    "on_bad_line", "error", ["error", "skip"], "What to do with malformed data lines."
+)
+
+FLAGS = flags.FLAGS
+
+
+def setup_logging() -> None:
+    """Shows INFO messages on stderr without absl's per-line prefix clutter."""
+    logging.set_verbosity(logging.INFO)
+    logging.get_absl_handler().use_absl_log_file = False
+
+
+def fail(message: str) -> None:
+    """Prints ``message`` as an error and exits with status 1 (no traceback)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,62 @@
+"""seq2seq-translate: one source sentence per line in, one translation per line out."""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags
+
+from seq2seq.cli.common import FLAGS, fail, setup_logging
+
+flags.DEFINE_string("input_file", None, "Sources, one per line (default: stdin).")
+flags.DEFINE_string("output_file", None, "Where translations go (default: stdout).")
+
+
+def read_lines(path: str | None) -> list[str]:
+    """Reads UTF-8 lines (stdin for None), without their line endings."""
+    if path is None:
+        data = sys.stdin.buffer.read()
+        source = "<stdin>"
+    else:
+        with open(path, "rb") as f:
+            data = f.read()
+        source = path
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(f"{source}:{line}: not valid UTF-8") from None
+    return text.splitlines()
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        fail(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.model_dir:
+        fail("--model_dir is required")
+    setup_logging()
+    from seq2seq.config import ConfigError
+    from seq2seq.translator import Translator
+    from seq2seq.vocab import VocabularyError
+
+    try:
+        sentences = read_lines(FLAGS.input_file)
+        translator = Translator.load(FLAGS.model_dir)
+    except (ConfigError, VocabularyError, FileNotFoundError, ValueError) as error:
+        fail(str(error))
+    translations = translator.translate(sentences, batch_size=FLAGS.batch_size)
+    text = "".join(t + "\n" for t in translations)
+    if FLAGS.output_file:
+        with open(FLAGS.output_file, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def run() -> None:
+    """Console entry point."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

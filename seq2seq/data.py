@@ -1,0 +1,225 @@
+"""The tf.data pipeline: sentence pairs -> padded, length-bucketed batches of ids.
+
+Pairs are encoded once to integer ids (kept as two ragged int32 tensors); every
+batch is padded only to its own longest sequence and one-hot vectors, if any,
+are made inside the model, so memory follows the batch, not the corpus.
+
+Batches are ``({"source": [batch, src_time], "decoder_input": [batch, tgt_time]},
+target [batch, tgt_time])`` with ``decoder_input = BOS + y`` and
+``target = y + EOS``, all int32 and PAD_ID padded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
+
+MAX_REPORTED_EXAMPLES = 5
+
+
+@dataclasses.dataclass
+class EncodedPairs:
+    """Sentence pairs as id sequences (no BOS/EOS yet).
+
+    Attributes:
+        source: one int32 array [src_len] per pair.
+        target: one int32 array [tgt_len] per pair.
+    """
+
+    source: list[np.ndarray]
+    target: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def max_target_length(self) -> int:
+        """Returns the longest target, in tokens (0 when empty)."""
+        return max((len(t) for t in self.target), default=0)
+
+
+@dataclasses.dataclass
+class FilterReport:
+    """What ``encode_pairs`` dropped, and why (nothing is dropped silently)."""
+
+    num_kept: int = 0
+    num_too_long: int = 0
+    num_empty: int = 0
+    examples: list[int] = dataclasses.field(default_factory=list)
+
+    @property
+    def num_dropped(self) -> int:
+        return self.num_too_long + self.num_empty
+
+    def summary(self, what: str = "pairs") -> str:
+        """Returns one line for the log."""
+        text = f"{self.num_kept} {what} kept"
+        if self.num_dropped:
+            text += (
+                f", {self.num_too_long} dropped as longer than the length limit, "
+                f"{self.num_empty} dropped as empty after tokenisation "
+                f"(first at indices {self.examples})"
+            )
+        return text
+
+
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]],
+    source_vocab: Vocabulary,
+    target_vocab: Vocabulary,
+    max_source_length: int,
+    max_target_length: int,
+) -> tuple[EncodedPairs, FilterReport]:
+    """Tokenises and encodes pairs, dropping (and counting) those over the limits.
+
+    Args:
+        pairs: (source, target) strings.
+        source_vocab: vocabulary of the source side.
+        target_vocab: vocabulary of the target side.
+        max_source_length: longest source kept, in tokens.
+        max_target_length: longest target kept, in tokens (EOS not counted).
+
+    Returns:
+        ``(EncodedPairs, FilterReport)``.
+    """
+    encoded = EncodedPairs(source=[], target=[])
+    report = FilterReport()
+    for index, (source, target) in enumerate(pairs):
+        src = source_vocab.encode(source)
+        tgt = target_vocab.encode(target)
+        if not src or not tgt:
+            report.num_empty += 1
+        elif len(src) > max_source_length or len(tgt) > max_target_length:
+            report.num_too_long += 1
+        else:
+            encoded.source.append(np.asarray(src, dtype=np.int32))
+            encoded.target.append(np.asarray(tgt, dtype=np.int32))
+            report.num_kept += 1
+            continue
+        if len(report.examples) < MAX_REPORTED_EXAMPLES:
+            report.examples.append(index)
+    return encoded, report
+
+
+def split_validation(
+    pairs: Sequence[tuple[str, str]], fraction: float, seed: int
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Holds out a seeded random ``fraction`` of ``pairs`` (at least one pair).
+
+    Returns:
+        ``(train, valid)`` lists.
+    """
+    if len(pairs) < 2:
+        raise ValueError(
+            f"Need at least 2 sentence pairs to hold some out for validation. Received: {len(pairs)}"
+        )
+    order = list(range(len(pairs)))
+    random.Random(seed).shuffle(order)
+    num_valid = min(max(1, round(len(pairs) * fraction)), len(pairs) - 1)
+    held = set(order[:num_valid])
+    train = [p for i, p in enumerate(pairs) if i not in held]
+    valid = [p for i, p in enumerate(pairs) if i in held]
+    return train, valid
+
+
+def _ragged(sequences: list[np.ndarray]) -> tf.RaggedTensor:
+    """Packs id arrays into one ragged int32 tensor [num, (len)] without per-row objects."""
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    values = np.concatenate(sequences) if sequences else np.zeros((0,), np.int32)
+    return tf.RaggedTensor.from_row_lengths(values.astype(np.int32), lengths)
+
+
+def _to_model_inputs(source, target):
+    bos = tf.fill([1], tf.constant(BOS_ID, tf.int32))
+    eos = tf.fill([1], tf.constant(EOS_ID, tf.int32))
+    decoder_input = tf.concat([bos, target], axis=0)
+    decoder_target = tf.concat([target, eos], axis=0)
+    return {"source": source, "decoder_input": decoder_input}, decoder_target
+
+
+def bucket_boundaries(max_length: int, width: int) -> list[int]:
+    """Returns bucket upper bounds ``width+1, 2*width+1, ...`` covering ``max_length``."""
+    return list(range(width + 1, max_length + 1, width))
+
+
+def make_dataset(
+    encoded: EncodedPairs,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+    bucket_width: int = 8,
+    shuffle_buffer: int = 200_000,
+) -> tf.data.Dataset:
+    """Builds the batched dataset of one split.
+
+    Args:
+        encoded: the encoded pairs.
+        batch_size: pairs per batch.
+        shuffle: shuffle pairs (seeded, reshuffled every epoch) before bucketing.
+        seed: shuffle seed.
+        bucket_width: width, in tokens, of the length buckets.
+        shuffle_buffer: shuffle buffer size, in pairs.
+
+    Returns:
+        ``tf.data.Dataset`` of ``(inputs, target)`` batches, padded per batch.
+    """
+    if len(encoded) == 0:
+        raise ValueError("Cannot build a dataset from 0 sentence pairs.")
+    dataset = tf.data.Dataset.from_tensor_slices((_ragged(encoded.source), _ragged(encoded.target)))
+    if shuffle:
+        dataset = dataset.shuffle(
+            min(shuffle_buffer, len(encoded)), seed=seed, reshuffle_each_iteration=True
+        )
+    dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    lengths = element_lengths(encoded)
+    boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda inputs, target: tf.maximum(
+            tf.shape(inputs["source"])[0], tf.shape(target)[0]
+        ),
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padding_values=({"source": PAD_ID, "decoder_input": PAD_ID}, PAD_ID),
+    )
+    # Known cardinality gives Keras' progress bar its total from the first epoch.
+    dataset = dataset.apply(
+        tf.data.experimental.assert_cardinality(count_batches(lengths, boundaries, batch_size))
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def element_lengths(encoded: EncodedPairs) -> np.ndarray:
+    """Returns each pair's bucketing length: max(source, target + 1) (+1 for BOS/EOS)."""
+    return np.fromiter(
+        (max(len(s), len(t) + 1) for s, t in zip(encoded.source, encoded.target, strict=True)),
+        dtype=np.int64,
+        count=len(encoded),
+    )
+
+
+def count_batches(lengths: np.ndarray, boundaries: list[int], batch_size: int) -> int:
+    """Returns how many batches length bucketing makes (independent of the order)."""
+    buckets = np.searchsorted(np.asarray(boundaries), lengths, side="right")
+    sizes = np.bincount(buckets, minlength=len(boundaries) + 1)
+    return int(sum(-(-int(n) // batch_size) for n in sizes))
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], multiple: int = 1) -> np.ndarray:
+    """Pads id sequences into an int32 array [batch, time], time rounded up to ``multiple``.
+
+    Rounding the padded length keeps the number of distinct shapes (and so of
+    compiled graphs) small. Time is at least 1, so an all-empty batch still has
+    a valid shape.
+    """
+    longest = max((len(s) for s in sequences), default=0)
+    width = max(1, -(-longest // multiple) * multiple)
+    batch = np.full((len(sequences), width), PAD_ID, dtype=np.int32)
+    for row, ids in enumerate(sequences):
+        batch[row, : len(ids)] = ids
+    return batch

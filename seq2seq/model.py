@@ -1,0 +1,204 @@
+"""The Seq2Seq Keras model and the inference graph built from its trained layers."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import keras
+import numpy as np
+from keras import ops
+
+from seq2seq.config import ModelConfig, build_dataclass
+from seq2seq.layers import ConcatBridge, Decoder, Encoder, state_count
+
+ENCODER_NAME = "encoder"
+BRIDGE_NAME = "bridge"
+DECODER_NAME = "decoder"
+
+
+@keras.saving.register_keras_serializable(package="seq2seq")
+class Seq2Seq(keras.Model):
+    """Encoder-decoder trained with teacher forcing.
+
+    The encoder's final states (``return_state``) pass through the bridge and
+    initialise the decoder, which reads BOS + target and predicts target + EOS.
+
+    Args:
+        model_config: ``ModelConfig`` or its dict form.
+        source_vocab_size: Source vocabulary size (None for feature inputs).
+        target_vocab_size: Target vocabulary size.
+
+    Call arguments:
+        inputs: dict with "source" (int ids [batch, src_time] or float features
+            [batch, src_time, num_features]) and "decoder_input" (int ids
+            [batch, tgt_time], BOS + target, PAD_ID padded).
+        training: Python bool, enables dropout.
+
+    Returns:
+        float logits [batch, tgt_time, target_vocab_size].
+    """
+
+    def __init__(
+        self,
+        model_config: ModelConfig | dict,
+        source_vocab_size: int | None,
+        target_vocab_size: int,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if isinstance(model_config, dict):
+            model_config = build_dataclass(ModelConfig, model_config, prefix="model.")
+        self.model_config = model_config
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        c = model_config
+        self.encoder = Encoder(
+            cell=c.cell,
+            units=c.units,
+            num_layers=c.layers,
+            bidirectional=c.bidirectional,
+            dropout=c.dropout,
+            recurrent_dropout=c.recurrent_dropout,
+            source_input=c.source_input,
+            vocab_size=source_vocab_size,
+            embedding_dim=c.embedding_dim,
+            num_features=c.num_features,
+            name=ENCODER_NAME,
+        )
+        self.bridge = ConcatBridge(name=BRIDGE_NAME)
+        self.decoder = Decoder(
+            cell=c.cell,
+            units=c.decoder_units,
+            num_layers=c.layers,
+            vocab_size=target_vocab_size,
+            target_input=c.target_input,
+            embedding_dim=c.embedding_dim,
+            dropout=c.dropout,
+            recurrent_dropout=c.recurrent_dropout,
+            name=DECODER_NAME,
+        )
+
+    def call(self, inputs, training=None):
+        encoded = self.encoder(inputs["source"], training=training)
+        initial_states = self.bridge(encoded.states)
+        return self.decoder(inputs["decoder_input"], initial_states, training=training)
+
+    def dummy_inputs(self) -> dict[str, np.ndarray]:
+        """Returns a one-example batch that builds every weight when called."""
+        if self.model_config.source_input == "features":
+            source = np.ones((1, 1, self.model_config.num_features), "float32")
+        else:
+            source = np.ones((1, 1), "int32")
+        return {"source": source, "decoder_input": np.ones((1, 1), "int32")}
+
+    def build(self, input_shape=None):
+        # Running call() builds every sub-layer through its own __call__.
+        self.call(self.dummy_inputs(), training=False)
+        self.built = True
+
+    def get_build_config(self):
+        return {"built": True}
+
+    def build_from_config(self, config):
+        self.build()
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "model_config": self.model_config.__dict__.copy(),
+            "source_vocab_size": self.source_vocab_size,
+            "target_vocab_size": self.target_vocab_size,
+        }
+
+
+def build_model(
+    model_config: ModelConfig, source_vocab_size: int | None, target_vocab_size: int
+) -> Seq2Seq:
+    """Creates a ``Seq2Seq`` model with all weights built."""
+    model = Seq2Seq(model_config, source_vocab_size, target_vocab_size, name="seq2seq")
+    model.build()
+    return model
+
+
+def flatten_states(states) -> list:
+    """Flattens per-layer state tuples into one list [layer0 h, (layer0 c), layer1 h, ...]."""
+    return [tensor for layer in states for tensor in layer]
+
+
+def unflatten_states(flat, num_layers: int, cell: str) -> tuple:
+    """Inverse of ``flatten_states`` for ``num_layers`` layers of ``cell``."""
+    n = state_count(cell)
+    if len(flat) != num_layers * n:
+        raise ValueError(
+            f"Expected {num_layers * n} state tensors for {num_layers} {cell} layer(s). "
+            f"Received: {len(flat)}"
+        )
+    return tuple(tuple(flat[i * n : (i + 1) * n]) for i in range(num_layers))
+
+
+class EncoderModel(keras.Model):
+    """Inference encoder: source -> the decoder's initial states (flat list).
+
+    Shares the trained encoder and bridge layers (their weights are the model's).
+
+    Call arguments:
+        source: int ids [batch, src_time] or features [batch, src_time, num_features].
+
+    Returns:
+        list of float tensors [batch, decoder_units]: ``flatten_states`` order.
+    """
+
+    def __init__(self, encoder: Encoder, bridge: ConcatBridge, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.bridge = bridge
+
+    def call(self, source):
+        return flatten_states(self.bridge(self.encoder(source, training=False).states))
+
+
+class StepModel(keras.Model):
+    """Inference decoder step: previous token + states -> next-token probabilities + states.
+
+    Shares the trained decoder layer (its cells and projection).
+
+    Call arguments:
+        inputs: list ``[tokens, *states]``: tokens int [batch], states the flat
+            list returned by ``EncoderModel`` or by the previous step.
+
+    Returns:
+        list ``[probabilities, *new_states]``: probabilities float
+        [batch, target_vocab_size].
+    """
+
+    def __init__(self, decoder: Decoder, **kwargs):
+        super().__init__(**kwargs)
+        self.decoder = decoder
+
+    def call(self, inputs):
+        tokens, flat = inputs[0], list(inputs[1:])
+        states = unflatten_states(flat, self.decoder.num_layers, self.decoder.cell)
+        logits, new_states = self.decoder.step(tokens, states)
+        return [ops.softmax(logits, axis=-1), *flatten_states(new_states)]
+
+
+class InferenceGraph(NamedTuple):
+    """The two inference models built from a trained ``Seq2Seq`` (shared weights)."""
+
+    encoder_model: EncoderModel
+    step_model: StepModel
+
+
+def build_inference_graph(model: Seq2Seq) -> InferenceGraph:
+    """Builds the encoder model and the one-step decoder model from ``model``.
+
+    Layers are taken by name (``encoder``, ``bridge``, ``decoder``), so this
+    works the same on a freshly trained model and on one loaded from disk.
+    """
+    encoder = model.get_layer(ENCODER_NAME)
+    bridge = model.get_layer(BRIDGE_NAME)
+    decoder = model.get_layer(DECODER_NAME)
+    return InferenceGraph(
+        encoder_model=EncoderModel(encoder, bridge, name="inference_encoder"),
+        step_model=StepModel(decoder, name="inference_step"),
+    )
