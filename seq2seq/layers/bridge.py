@@ -31,6 +31,8 @@ class ConcatBridge(keras.layers.Layer):
                 decoder_states.append(tuple(directions[0]))
             else:
                 decoder_states.append(
-                    tuple(ops.concatenate(parts, axis=-1) for parts in zip(*directions))
+                    tuple(
+                        ops.concatenate(parts, axis=-1) for parts in zip(*directions, strict=True)
+                    )
                 )
         return tuple(decoder_states)
