@@ -155,7 +155,7 @@ class TrainConfig:
 
     epochs: int = 20
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     clipnorm: float = 5.0
     seed: int = 0
     early_stopping_patience: int = 5

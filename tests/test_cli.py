@@ -1,0 +1,110 @@
+"""The command-line programs, run as a user runs them (subprocesses)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from seq2seq.tasks import write_tsv
+
+
+def _run(module, *args, stdin=None):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", f"seq2seq.cli.{module}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    words = [a + b + c for a in "abcd" for b in "abcd" for c in "abcd"]
+    pairs = [(w, w[::-1]) for w in words]
+    train_file, test_file = str(root / "train.tsv"), str(root / "test.tsv")
+    write_tsv(pairs, train_file)
+    write_tsv(pairs[:10], test_file)
+    model_dir = str(root / "model")
+    result = _run(
+        "train",
+        f"--train_file={train_file}",
+        f"--test_file={test_file}",
+        f"--model_dir={model_dir}",
+        "--cell=gru",
+        "--units=16",
+        "--epochs=2",
+        "--batch_size=16",
+        "--num_samples=3",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, model_dir, test_file, result
+
+
+def test_train_prints_samples_and_exact_match(trained):
+    _, model_dir, _, result = trained
+    assert "Sample translations" in result.stdout
+    assert "Exact match on 10 held-out pairs" in result.stdout
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["model_dir"] == model_dir and summary["epochs"] == 2
+
+
+def test_translate_keeps_one_line_per_input_in_order(trained):
+    root, model_dir, _, _ = trained
+    result = _run("translate", f"--model_dir={model_dir}", stdin="abc\n\nddd\nxyz\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(result.stdout.split("\n")) == 5  # 4 lines and the final newline
+    output_file = str(root / "out.txt")
+    input_file = str(root / "in.txt")
+    with open(input_file, "w") as f:
+        f.write("abc\r\nddd\n")
+    result = _run(
+        "translate",
+        f"--model_dir={model_dir}",
+        f"--input_file={input_file}",
+        f"--output_file={output_file}",
+        "--batch_size=1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(output_file) as f:
+        assert len(f.read().splitlines()) == 2
+
+
+def test_evaluate_prints_json_metrics(trained):
+    _, model_dir, test_file, _ = trained
+    result = _run("evaluate", f"--model_dir={model_dir}", f"--test_file={test_file}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads(result.stdout)
+    for key in ("num_examples", "loss", "token_accuracy", "exact_match", "bleu", "chrf"):
+        assert key in scores
+    assert scores["num_examples"] == 10
+
+
+@pytest.mark.parametrize(
+    "module,args,needle",
+    [
+        ("train", ["--train_file=/nonexistent.tsv", "--model_dir=/tmp/x"], "/nonexistent.tsv"),
+        ("translate", ["--model_dir=/nonexistent_dir"], "config.json"),
+        ("evaluate", ["--model_dir=/tmp"], "--test_file"),
+        ("train", ["--units=-3"], "units=-3"),
+    ],
+)
+def test_errors_are_messages_not_tracebacks(module, args, needle):
+    result = _run(module, *args, stdin="")
+    assert result.returncode != 0
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_tsv_line_is_reported_with_file_and_line(tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("abc\tcba\nno tab here\n")
+    result = _run("train", f"--train_file={bad}", f"--model_dir={tmp_path / 'm'}")
+    assert result.returncode == 1
+    assert f"{bad}:2" in result.stderr
+    assert "Traceback" not in result.stderr
