@@ -162,6 +162,7 @@ def train(
     model_dir: str,
     *,
     verbose: int | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> TrainResult:
     """Trains a model on sentence pairs into ``model_dir`` (resuming if it holds a run).
 
@@ -173,6 +174,7 @@ def train(
         model_dir: output directory (created if needed).
         verbose: Keras ``fit`` verbosity; by default a progress bar on a
             terminal and one line per epoch otherwise (logs, CI).
+        callbacks: extra Keras callbacks, run after the built-in ones.
 
     Returns:
         ``TrainResult``.
@@ -241,7 +243,7 @@ def train(
     if len(valid_encoded):
         valid_ds = make_dataset(valid_encoded, config.train.batch_size, bucket_width=d.bucket_width)
 
-    callbacks = [
+    all_callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(model_dir, BACKUP_DIRNAME)),
         keras.callbacks.TerminateOnNaN(),
         ModelDirCheckpoint(model_dir, monitor="val_loss" if valid_ds is not None else "loss"),
@@ -249,7 +251,7 @@ def train(
         keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIRNAME)),
     ]
     if config.train.early_stopping_patience and valid_ds is not None:
-        callbacks.append(
+        all_callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=config.train.early_stopping_patience
             )
@@ -261,7 +263,7 @@ def train(
         validation_data=valid_ds,
         epochs=config.train.epochs,
         initial_epoch=state.get("epochs_done", 0) if state.get("finished") else 0,
-        callbacks=callbacks,
+        callbacks=[*all_callbacks, *callbacks],
         shuffle=False,  # the dataset shuffles itself, seeded
         verbose=verbose,
     )

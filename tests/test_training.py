@@ -4,6 +4,7 @@ import json
 import os
 import random
 
+import keras
 import pytest
 
 from seq2seq.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
@@ -109,3 +110,45 @@ def test_translator_returns_one_output_per_input_in_order(toy_run):
 def test_translator_load_names_missing_files(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         Translator.load(str(tmp_path))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Interrupt()
+
+
+def test_interrupted_run_resumes_from_last_finished_epoch(tmp_path):
+    pairs = _reverse_pairs(300, seed=5)
+    config = Config(
+        model=ModelConfig(cell="lstm", units=16),
+        train=TrainConfig(epochs=4, batch_size=32, early_stopping_patience=0),
+    )
+    model_dir = str(tmp_path / "run")
+    with pytest.raises(_Interrupt):
+        train(
+            config,
+            pairs[:250],
+            pairs[250:],
+            model_dir,
+            verbose=0,
+            callbacks=[_InterruptAfterEpoch(1)],
+        )
+    with open(os.path.join(model_dir, STATE_FILENAME)) as f:
+        state = json.load(f)
+    assert state["epochs_done"] == 2 and not state["finished"]
+    assert os.path.isdir(os.path.join(model_dir, "backup"))
+    Translator.load(model_dir)  # the checkpoint written before the interruption loads
+    result = train(config, pairs[:250], pairs[250:], model_dir, verbose=0)
+    assert result.epochs_done == 4
+    assert len(result.history["loss"]) == 2  # only epochs 3 and 4 ran again
+    with open(os.path.join(model_dir, "history.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == ["0", "1", "2", "3"]
