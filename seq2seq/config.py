@@ -22,6 +22,7 @@ CELL_TYPES = ("lstm", "gru", "simple_rnn")
 SOURCE_INPUTS = ("onehot", "embedding", "features")
 TARGET_INPUTS = ("onehot", "embedding")
 TOKENIZER_NAMES = ("char", "word")
+MIN_VOCAB_SIZE = 4  # PAD, BOS, EOS, UNK
 
 
 class ConfigError(ValueError):
@@ -131,7 +132,11 @@ class DataConfig:
         _check_positive("data.max_source_length", self.max_source_length)
         _check_positive("data.max_target_length", self.max_target_length)
         _check_positive("data.min_count", self.min_count)
-        _check_positive("data.max_vocab_size", self.max_vocab_size, allow_none=True)
+        if self.max_vocab_size is not None and self.max_vocab_size < MIN_VOCAB_SIZE:
+            raise ConfigError(
+                f"Expected at least {MIN_VOCAB_SIZE} (the reserved tokens) for "
+                f"`data.max_vocab_size`. Received: data.max_vocab_size={self.max_vocab_size!r}"
+            )
         _check_positive("data.bucket_width", self.bucket_width)
         _check_positive("data.shuffle_buffer", self.shuffle_buffer)
 
@@ -172,7 +177,11 @@ class TrainConfig:
                 "Expected a non-negative integer for `train.early_stopping_patience`. "
                 f"Received: train.early_stopping_patience={self.early_stopping_patience!r}"
             )
-        _check_rate("train.valid_fraction", self.valid_fraction)
+        if not 0.0 < self.valid_fraction < 1.0:
+            raise ConfigError(
+                "Expected a value in (0, 1) for `train.valid_fraction`. "
+                f"Received: train.valid_fraction={self.valid_fraction!r}"
+            )
 
 
 @dataclasses.dataclass

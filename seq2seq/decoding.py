@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
+from seq2seq.model import build_inference_graph
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 # step_fn(tokens [batch] int32, states) -> (logits [batch, vocab], new_states)
@@ -145,9 +146,10 @@ class DecodingModel(keras.Model):
 
     def __init__(self, seq2seq_model, strategy: DecodingStrategy, max_length: int, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = seq2seq_model.get_layer("encoder")
-        self.bridge = seq2seq_model.get_layer("bridge")
-        self.decoder = seq2seq_model.get_layer("decoder")
+        graph = build_inference_graph(seq2seq_model)
+        self.encoder = graph.encoder_model.encoder
+        self.bridge = graph.encoder_model.bridge
+        self.decoder = graph.step_model.decoder
         self.strategy = strategy
         self.max_length = max_length
 

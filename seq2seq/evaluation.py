@@ -34,8 +34,7 @@ def evaluate(
     config = translator.config
     batch_size = batch_size or config.decode.batch_size
     sources = [s for s, _ in pairs]
-    tokenizer = translator.target_vocab.tokenizer
-    references = [tokenizer.detokenize(tokenizer.tokenize(t)) for _, t in pairs]
+    references = [translator.normalize_target(t) for _, t in pairs]
     hypotheses = translator.translate(sources, batch_size=batch_size)
     exact = sum(h == r for h, r in zip(hypotheses, references, strict=True))
 
@@ -56,8 +55,10 @@ def evaluate(
             verbose=0,
             return_dict=True,
         )
-        result["loss"] = float(metrics["loss"])
-        result["perplexity"] = float(math.exp(min(metrics["loss"], 700.0)))
+        loss = float(metrics["loss"])
+        # JSON has no NaN/Infinity: a non-finite loss is reported as null.
+        result["loss"] = loss if math.isfinite(loss) else None
+        result["perplexity"] = math.exp(min(loss, 700.0)) if math.isfinite(loss) else None
         result["token_accuracy"] = float(metrics["token_accuracy"])
         result["teacher_forced_exact_match"] = float(metrics["exact_match"])
     result["exact_match"] = exact / len(pairs) if pairs else 0.0

@@ -104,7 +104,7 @@ class Seq2Seq(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "model_config": self.model_config.__dict__.copy(),
             "source_vocab_size": self.source_vocab_size,
             "target_vocab_size": self.target_vocab_size,

@@ -54,7 +54,7 @@ class TrainResult:
 
     model_dir: str
     epochs_done: int
-    best_val_loss: float
+    best_loss: float | None  # of the monitored quantity: val_loss, or loss without validation
     history: dict[str, list[float]]
     num_train: int
     num_valid: int
@@ -96,7 +96,8 @@ class ModelDirCheckpoint(keras.callbacks.Callback):
         super().__init__()
         self.model_dir = model_dir
         self.monitor = monitor
-        self.best = read_state(model_dir).get("best_val_loss", math.inf)
+        best = read_state(model_dir).get("best_loss")
+        self.best = math.inf if best is None else best
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -107,7 +108,12 @@ class ModelDirCheckpoint(keras.callbacks.Callback):
             save_model_atomic(self.model, os.path.join(self.model_dir, BEST_MODEL_FILENAME))
         write_json_atomic(
             os.path.join(self.model_dir, STATE_FILENAME),
-            {"epochs_done": epoch + 1, "best_val_loss": self.best, "finished": False},
+            {
+                "epochs_done": epoch + 1,
+                "best_loss": self.best if math.isfinite(self.best) else None,
+                "monitor": self.monitor,
+                "finished": False,
+            },
         )
 
 
@@ -183,6 +189,11 @@ def train(
         ConfigError: when ``model_dir`` holds a model of another configuration.
         ValueError: when no training pair survives the length limits.
     """
+    if config.model.source_input == "features":
+        raise ConfigError(
+            "train() reads text pairs; a model with model.source_input='features' is built "
+            "with seq2seq.model.build_model and fitted on your own feature arrays."
+        )
     os.makedirs(model_dir, exist_ok=True)
     if os.path.exists(os.path.join(model_dir, "config.json")):
         _check_same_architecture(Config.load(model_dir), config, model_dir)
@@ -216,7 +227,7 @@ def train(
         return TrainResult(
             model_dir,
             state["epochs_done"],
-            state["best_val_loss"],
+            state["best_loss"],
             {},
             len(train_encoded),
             len(valid_encoded),
@@ -227,6 +238,8 @@ def train(
     compile_model(model, config)
     last_path = os.path.join(model_dir, LAST_MODEL_FILENAME)
     if state.get("finished") and os.path.exists(last_path):
+        # Build the optimizer first so that its saved moments load too.
+        model.optimizer.build(model.trainable_variables)
         model.load_weights(last_path)
         logging.info("Continuing a finished run of %d epochs.", state["epochs_done"])
 
@@ -273,7 +286,7 @@ def train(
     return TrainResult(
         model_dir=model_dir,
         epochs_done=state.get("epochs_done", 0),
-        best_val_loss=state.get("best_val_loss", math.inf),
+        best_loss=state.get("best_loss"),
         history={k: [float(v) for v in vs] for k, vs in history.history.items()},
         num_train=len(train_encoded),
         num_valid=len(valid_encoded),

@@ -56,7 +56,8 @@ def test_train_prints_samples_and_exact_match(trained):
 
 def test_translate_keeps_one_line_per_input_in_order(trained):
     root, model_dir, _, _ = trained
-    result = _run("translate", f"--model_dir={model_dir}", stdin="abc\n\nddd\nxyz\n")
+    # U+2028 and form feed are characters inside a line, not line ends.
+    result = _run("translate", f"--model_dir={model_dir}", stdin="abc\n\ndd\u2028d\nx\x0cyz\n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert len(result.stdout.split("\n")) == 5  # 4 lines and the final newline
     output_file = str(root / "out.txt")
@@ -92,6 +93,8 @@ def test_evaluate_prints_json_metrics(trained):
         ("translate", ["--model_dir=/nonexistent_dir"], "config.json"),
         ("evaluate", ["--model_dir=/tmp"], "--test_file"),
         ("train", ["--units=-3"], "units=-3"),
+        ("train", ["--task=dates", "--train_file=x.tsv", "--model_dir=/tmp/x"], "--task"),
+        ("translate", ["--model_dir=/tmp", "--input_file=/"], "/"),
     ],
 )
 def test_errors_are_messages_not_tracebacks(module, args, needle):

@@ -30,6 +30,8 @@ def test_round_trip_through_model_dir(tmp_path):
         ({"data": {"source_tokenizer": "bpe"}}, "data.source_tokenizer='bpe'"),
         ({"train": {"epochs": 0}}, "train.epochs=0"),
         ({"train": 3}, "train"),
+        ({"train": {"valid_fraction": 0.0}}, "train.valid_fraction=0.0"),
+        ({"data": {"max_vocab_size": 3}}, "data.max_vocab_size=3"),
     ],
 )
 def test_bad_keys_and_values_are_named(data, needle):

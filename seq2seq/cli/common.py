@@ -12,9 +12,7 @@ from absl import flags, logging  # noqa: E402
 
 flags.DEFINE_string("model_dir", None, "Model directory (config, vocabularies, checkpoints).")
 flags.DEFINE_integer("batch_size", None, "Sentences per batch (default: from the config).")
-flags.DEFINE_enum(
-    "on_bad_line", "error", ["error", "skip"], "What to do with malformed data lines."
-)
+
 
 FLAGS = flags.FLAGS
 
@@ -23,6 +21,25 @@ def setup_logging() -> None:
     """Shows INFO messages on stderr without absl's per-line prefix clutter."""
     logging.set_verbosity(logging.INFO)
     logging.get_absl_handler().use_absl_log_file = False
+
+
+def define_on_bad_line() -> None:
+    """Defines --on_bad_line, for the programs that read sentence-pair files."""
+    flags.DEFINE_enum(
+        "on_bad_line",
+        "error",
+        ["error", "skip"],
+        "Malformed data lines: stop with file:line (error) or skip and count them (skip).",
+    )
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that are the user's to fix: shown as one message, without a traceback."""
+    from seq2seq.config import ConfigError
+    from seq2seq.readers import DataError
+    from seq2seq.vocab import VocabularyError
+
+    return (ConfigError, DataError, VocabularyError, OSError, ValueError)
 
 
 def fail(message: str) -> None:

@@ -7,8 +7,9 @@ import json
 from absl import app, flags
 
 from seq2seq import tasks
-from seq2seq.cli.common import FLAGS, fail, setup_logging
+from seq2seq.cli.common import FLAGS, define_on_bad_line, fail, setup_logging, user_errors
 
+define_on_bad_line()
 flags.DEFINE_string("test_file", None, "Held-out pairs: TSV (source TAB target).")
 flags.DEFINE_enum("task", None, list(tasks.TASK_NAMES), "Score on a built-in task's test split.")
 
@@ -21,11 +22,9 @@ def main(argv: list[str]) -> None:
     if bool(FLAGS.test_file) == bool(FLAGS.task):
         fail("give exactly one of --test_file and --task")
     setup_logging()
-    from seq2seq.config import ConfigError
     from seq2seq.evaluation import evaluate
-    from seq2seq.readers import DataError, read_tsv
+    from seq2seq.readers import read_tsv
     from seq2seq.translator import Translator
-    from seq2seq.vocab import VocabularyError
 
     try:
         if FLAGS.test_file:
@@ -33,9 +32,10 @@ def main(argv: list[str]) -> None:
         else:
             pairs = tasks.get_task(FLAGS.task).test
         translator = Translator.load(FLAGS.model_dir)
-    except (ConfigError, DataError, VocabularyError, FileNotFoundError, ValueError) as error:
+        scores = evaluate(translator, pairs, batch_size=FLAGS.batch_size)
+    except user_errors() as error:
         fail(str(error))
-    print(json.dumps(evaluate(translator, pairs, batch_size=FLAGS.batch_size)))
+    print(json.dumps(scores))
 
 
 def run() -> None:

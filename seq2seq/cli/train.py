@@ -12,8 +12,9 @@ from absl import app, flags, logging
 
 from seq2seq import config as config_lib
 from seq2seq import tasks
-from seq2seq.cli.common import FLAGS, fail, setup_logging
+from seq2seq.cli.common import FLAGS, define_on_bad_line, fail, setup_logging, user_errors
 
+define_on_bad_line()
 flags.DEFINE_string("train_file", None, "Training pairs: TSV (source TAB target).")
 flags.DEFINE_string("valid_file", None, "Validation pairs: TSV (default: hold some out).")
 flags.DEFINE_string("test_file", None, "Held-out pairs to report on after training: TSV.")
@@ -82,7 +83,7 @@ def config_from_flags(task: tasks.Task | None) -> config_lib.Config:
     return config_lib.Config.from_dict(values, source="flags")
 
 
-def load_data(config: config_lib.Config):
+def load_data():
     """Returns (task or None, train, valid or None, held-out or None) from the flags."""
     from seq2seq.readers import read_aligned, read_tsv
 
@@ -95,6 +96,8 @@ def load_data(config: config_lib.Config):
         raise ValueError("Give either --train_file or --train_source/--train_target, not both.")
     if bool(FLAGS.train_source) != bool(FLAGS.train_target):
         raise ValueError("--train_source and --train_target go together.")
+    if FLAGS.task and (FLAGS.train_file or FLAGS.train_source):
+        raise ValueError("Give either --task or your own training data, not both.")
     valid = read(FLAGS.valid_file) if FLAGS.valid_file else None
     test = read(FLAGS.test_file) if FLAGS.test_file else None
     if FLAGS.train_file:
@@ -113,19 +116,14 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments: {argv[1:]}")
     setup_logging()
-    from seq2seq.config import ConfigError
     from seq2seq.data import split_validation
     from seq2seq.evaluation import evaluate
-    from seq2seq.readers import DataError
     from seq2seq.training import train
     from seq2seq.translator import Translator
-    from seq2seq.vocab import VocabularyError
 
     try:
-        has_data = FLAGS.train_file or FLAGS.train_source
-        task_for_defaults = None if has_data else tasks.get_task(FLAGS.task or tasks.DEFAULT_TASK)
-        config = config_from_flags(task_for_defaults)
-        task, train_pairs, valid_pairs, held_out = load_data(config)
+        task, train_pairs, valid_pairs, held_out = load_data()
+        config = config_from_flags(task)
         model_dir = FLAGS.model_dir
         if model_dir is None:
             if task is None:
@@ -142,14 +140,14 @@ def main(argv: list[str]) -> None:
         held_out = held_out or valid_pairs
         translator = Translator.load(model_dir)
         scores = evaluate(translator, held_out)
-    except (ConfigError, DataError, VocabularyError, FileNotFoundError, ValueError) as error:
+        shown = held_out[: FLAGS.num_samples]
+        translations = translator.translate([s for s, _ in shown])
+    except user_errors() as error:
         fail(str(error))
 
-    shown = held_out[: FLAGS.num_samples]
-    translations = translator.translate([s for s, _ in shown])
     print(f"\nSample translations of held-out sentences ({model_dir}):")
     for (source, reference), hypothesis in zip(shown, translations, strict=True):
-        mark = "ok " if hypothesis == reference else "ERR"
+        mark = "ok " if hypothesis == translator.normalize_target(reference) else "ERR"
         print(f"  {mark} {source!r} -> {hypothesis!r} (reference {reference!r})")
     print(
         f"\nExact match on {scores['num_examples']} held-out pairs: "

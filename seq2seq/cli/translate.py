@@ -6,7 +6,7 @@ import sys
 
 from absl import app, flags
 
-from seq2seq.cli.common import FLAGS, fail, setup_logging
+from seq2seq.cli.common import FLAGS, fail, setup_logging, user_errors
 
 flags.DEFINE_string("input_file", None, "Sources, one per line (default: stdin).")
 flags.DEFINE_string("output_file", None, "Where translations go (default: stdout).")
@@ -26,7 +26,11 @@ def read_lines(path: str | None) -> list[str]:
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise ValueError(f"{source}:{line}: not valid UTF-8") from None
-    return text.splitlines()
+    # Only "\n" ends a line (as in the data readers): one output line per input line.
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
 def main(argv: list[str]) -> None:
@@ -35,22 +39,20 @@ def main(argv: list[str]) -> None:
     if not FLAGS.model_dir:
         fail("--model_dir is required")
     setup_logging()
-    from seq2seq.config import ConfigError
     from seq2seq.translator import Translator
-    from seq2seq.vocab import VocabularyError
 
     try:
         sentences = read_lines(FLAGS.input_file)
         translator = Translator.load(FLAGS.model_dir)
-    except (ConfigError, VocabularyError, FileNotFoundError, ValueError) as error:
+        translations = translator.translate(sentences, batch_size=FLAGS.batch_size)
+        text = "".join(t + "\n" for t in translations)
+        if FLAGS.output_file:
+            with open(FLAGS.output_file, "w", encoding="utf-8") as f:
+                f.write(text)
+        else:
+            sys.stdout.write(text)
+    except user_errors() as error:
         fail(str(error))
-    translations = translator.translate(sentences, batch_size=FLAGS.batch_size)
-    text = "".join(t + "\n" for t in translations)
-    if FLAGS.output_file:
-        with open(FLAGS.output_file, "w", encoding="utf-8") as f:
-            f.write(text)
-    else:
-        sys.stdout.write(text)
 
 
 def run() -> None:
