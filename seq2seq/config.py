@@ -191,10 +191,12 @@ class DecodeConfig:
     Attributes:
         max_length: Length cap of a decoded sequence, in tokens (EOS excluded).
         batch_size: Sentences decoded together.
+        jit_compile: Compile the decoding loop with XLA.
     """
 
     max_length: int = 128
     batch_size: int = 256
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("decode.max_length", self.max_length)

@@ -155,6 +155,7 @@ def make_dataset(
     seed: int = 0,
     bucket_width: int = 8,
     shuffle_buffer: int = 200_000,
+    pad_multiple: int = 1,
 ) -> tf.data.Dataset:
     """Builds the batched dataset of one split.
 
@@ -165,6 +166,9 @@ def make_dataset(
         seed: shuffle seed.
         bucket_width: width, in tokens, of the length buckets.
         shuffle_buffer: shuffle buffer size, in pairs.
+        pad_multiple: round each batch's padded lengths up to a multiple of
+            this, so that few distinct shapes reach the model (each new shape
+            is a new XLA compilation under ``jit_compile``).
 
     Returns:
         ``tf.data.Dataset`` of ``(inputs, target)`` batches, padded per batch.
@@ -187,11 +191,29 @@ def make_dataset(
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=({"source": PAD_ID, "decoder_input": PAD_ID}, PAD_ID),
     )
+    if pad_multiple > 1:
+        dataset = dataset.map(
+            lambda inputs, target: _pad_time_to_multiple(inputs, target, pad_multiple),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     # Known cardinality gives Keras' progress bar its total from the first epoch.
     dataset = dataset.apply(
         tf.data.experimental.assert_cardinality(count_batches(lengths, boundaries, batch_size))
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_time_to_multiple(inputs, target, multiple: int):
+    """Pads source, and decoder input and target together, to multiples of ``multiple`` steps."""
+
+    def pad(tensor):
+        extra = (-tf.shape(tensor)[1]) % multiple
+        return tf.pad(tensor, [[0, 0], [0, extra]], constant_values=PAD_ID)
+
+    return {"source": pad(inputs["source"]), "decoder_input": pad(inputs["decoder_input"])}, pad(
+        target
+    )
 
 
 def element_lengths(encoded: EncodedPairs) -> np.ndarray:

@@ -136,6 +136,8 @@ class DecodingModel(keras.Model):
         seq2seq_model: a trained or loaded ``seq2seq.model.Seq2Seq``.
         strategy: a ``DecodingStrategy``.
         max_length: Python int, the length cap of decoded sequences.
+        jit_compile: compile the loop with XLA (TensorFlow) instead of as a
+            plain graph; JAX always compiles.
 
     Call arguments:
         source: int ids [batch, src_time] or features [batch, src_time, features].
@@ -144,7 +146,14 @@ class DecodingModel(keras.Model):
         dict with "ids" [batch, max_length], "lengths" [batch], "scores" [batch].
     """
 
-    def __init__(self, seq2seq_model, strategy: DecodingStrategy, max_length: int, **kwargs):
+    def __init__(
+        self,
+        seq2seq_model,
+        strategy: DecodingStrategy,
+        max_length: int,
+        jit_compile: bool = False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         graph = build_inference_graph(seq2seq_model)
         self.encoder = graph.encoder_model.encoder
@@ -152,6 +161,7 @@ class DecodingModel(keras.Model):
         self.decoder = graph.step_model.decoder
         self.strategy = strategy
         self.max_length = max_length
+        self.compile(jit_compile=jit_compile)
 
     def call(self, source):
         initial_states = self.bridge(self.encoder(source, training=False).states)
