@@ -94,3 +94,12 @@ def test_pad_batch_rounds_length_and_handles_empty_inputs():
     assert batch.shape == (2, 4)
     assert batch.tolist() == [[5, 6, 7, 0], [0, 0, 0, 0]]
     assert pad_batch([[]]).shape == (1, 1)
+
+
+def test_pad_multiple_rounds_batch_lengths_up():
+    src_vocab, tgt_vocab = _vocabs()
+    encoded, _ = encode_pairs(PAIRS, src_vocab, tgt_vocab, 50, 50)
+    for inputs, target in make_dataset(encoded, batch_size=2, pad_multiple=8):
+        assert inputs["source"].shape[1] % 8 == 0
+        assert inputs["decoder_input"].shape[1] % 8 == 0
+        assert target.shape == inputs["decoder_input"].shape

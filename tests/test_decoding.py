@@ -111,6 +111,15 @@ def test_compiled_greedy_equals_naive_step_loop(cell, bidirectional):
         assert decoded["ids"][row, : len(ids)].tolist() == ids
 
 
+def test_xla_compiled_greedy_equals_graph_greedy():
+    model = _trained_like_model("gru", False)
+    source = np.array([[4, 5, 6, 7], [8, 9, 0, 0]], "int32")
+    graph = DecodingModel(model, GreedySearch(), 6).predict_on_batch(source)
+    xla = DecodingModel(model, GreedySearch(), 6, jit_compile=True).predict_on_batch(source)
+    np.testing.assert_array_equal(graph["ids"], xla["ids"])
+    np.testing.assert_array_equal(graph["lengths"], xla["lengths"])
+
+
 def test_greedy_output_identical_after_save_and_load(tmp_path):
     model = _trained_like_model("lstm", True)
     source = np.array([[4, 5, 6, 7], [8, 9, 0, 0]], "int32")
