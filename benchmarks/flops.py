@@ -8,7 +8,6 @@ forward passes (forward, and the two matmuls per weight of the backward pass).
 
 from __future__ import annotations
 
-import statistics
 import time
 
 import keras
@@ -46,8 +45,12 @@ def forward_flops(
     return encoder + decoder
 
 
-def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
-    """Measures the median float32 matmul rate of this machine, in GFLOP/s."""
+def matmul_peak_gflops(size: int = 2048, repeats: int = 20) -> float:
+    """Measures this machine's float32 matmul limit: the fastest of ``repeats`` matmuls, GFLOP/s.
+
+    The fastest run, not the median: on a shared machine the limit is what the
+    hardware reaches when nothing else runs, and other runs only lose time.
+    """
     rng = np.random.default_rng(0)
     a = keras.ops.convert_to_tensor(rng.normal(size=(size, size)).astype("float32"))
     b = keras.ops.convert_to_tensor(rng.normal(size=(size, size)).astype("float32"))
@@ -57,4 +60,4 @@ def matmul_peak_gflops(size: int = 2048, repeats: int = 10) -> float:
         start = time.perf_counter()
         keras.ops.convert_to_numpy(keras.ops.matmul(a, b))
         rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return statistics.median(rates)
+    return max(rates)
