@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 ON_BAD_LINE_CHOICES = ("error", "skip")
 MAX_REPORTED_LINES = 20
@@ -71,6 +71,11 @@ class ReadReport:
             skipped lines.
         num_blank: Blank (whitespace-only) lines ignored.
         num_lines: Lines read in all, i.e. the sum of the three counts above.
+        num_extra_columns: Pairs whose line had columns after the target
+            (ignored, e.g. the attribution column of Tatoeba / Anki files);
+            counted, not bad.
+        pair_lines: The 1-based line number of each returned pair, in order
+            (not compared by `==`).
     """
 
     path: str
@@ -79,6 +84,8 @@ class ReadReport:
     skipped_lines: list[int] = dataclasses.field(default_factory=list)
     num_blank: int = 0
     num_lines: int = 0
+    num_extra_columns: int = 0
+    pair_lines: list[int] = dataclasses.field(default_factory=list, compare=False, repr=False)
 
     def record_skip(self, line: int) -> None:
         """Counts line number `line` as a skipped bad line."""
@@ -101,6 +108,9 @@ class ReadReport:
             parts.append(f"{_plural(self.num_skipped, 'bad line')} skipped ({label} {listed})")
         if self.num_blank:
             parts.append(f"{_plural(self.num_blank, 'blank line')} ignored")
+        if self.num_extra_columns:
+            lines = _plural(self.num_extra_columns, "line")
+            parts.append(f"columns after the target ignored on {lines}")
         return f"{self.path}: {', '.join(parts)}"
 
 
@@ -117,8 +127,15 @@ class _BadLine:
         self.path = path
 
 
+class _PairWithExtra(NamedTuple):
+    """A good pair whose line had columns after the target."""
+
+    source: str
+    target: str
+
+
 # What a line turns into: a pair, a bad line, or None for a blank line.
-_Outcome = SentencePair | _BadLine | None
+_Outcome = SentencePair | _PairWithExtra | _BadLine | None
 
 
 def read_tsv(
@@ -130,8 +147,11 @@ def read_tsv(
     """Reads tab-separated sentence pairs, one per line.
 
     Each line is `source<TAB>target`, optionally followed by more tab-separated
-    columns, which are ignored. A UTF-8 byte order mark at the start, CRLF or
-    LF line ends and whitespace around each field are removed. Blank
+    columns, which are ignored and counted in `ReadReport.num_extra_columns`.
+    A tab always separates columns, so a field cannot contain one: in
+    `a<TAB>b<TAB>c` the source is `a`, the target `b`, and `c` is ignored. A
+    UTF-8 byte order mark at the start, CRLF or LF line ends and whitespace
+    around each field are removed. Blank
     (whitespace-only) lines are ignored and counted. A line is bad if it is
     not valid UTF-8, has no tab, or has an empty source or target.
 
@@ -304,7 +324,10 @@ def _tsv_outcomes(file: BinaryIO, path: str) -> Iterator[tuple[int, _Outcome]]:
         if len(fields) < 2:
             yield line, _BadLine("no tab between source and target", path)
             continue
-        yield line, _make_pair(fields[0], fields[1], path, path)
+        outcome = _make_pair(fields[0], fields[1], path, path)
+        if len(fields) > 2 and not isinstance(outcome, _BadLine):
+            outcome = _PairWithExtra(*outcome)
+        yield line, outcome
 
 
 def _aligned_outcomes(
@@ -351,7 +374,11 @@ def _collect(
                 raise DataError(outcome.reason, path=outcome.path, line=line)
             report.record_skip(line)
         else:
+            if isinstance(outcome, _PairWithExtra):
+                report.num_extra_columns += 1
+                outcome = (outcome.source, outcome.target)
             pairs.append(outcome)
+            report.pair_lines.append(line)
             report.num_pairs += 1
             if max_pairs is not None and report.num_pairs >= max_pairs:
                 break

@@ -44,6 +44,19 @@ def test_read_tsv_ignores_extra_columns_and_strips_fields(tmp_path):
     assert pairs == [("Run!", "Cours !")]
 
 
+def test_read_tsv_counts_extra_columns_and_keeps_line_numbers(tmp_path):
+    # A tab always separates columns: "a<TAB>b<TAB>c" is source a, target b, c ignored.
+    path = _write(tmp_path, "extra.tsv", "a\tb\tc\n\nbad\nd\te\nf\tg\t\th\n")
+    pairs, report = read_tsv(path, on_bad_line="skip")
+    assert pairs == [("a", "b"), ("d", "e"), ("f", "g")]
+    assert report.num_extra_columns == 2
+    assert report.pair_lines == [1, 4, 5]
+    assert report.summary() == (
+        f"{path}: 3 pairs, 1 bad line skipped (line 3), 1 blank line ignored, "
+        "columns after the target ignored on 2 lines"
+    )
+
+
 def test_read_tsv_handles_crlf_and_missing_final_newline(tmp_path):
     path = _write(tmp_path, "dos.tsv", b"a\tb\r\nc\td\r\ne\tf")
     pairs, report = read_tsv(path)
@@ -249,6 +262,10 @@ def test_tsv_skip_mode_on_random_bytes_accounts_for_every_line(tmp_path, data):
     assert report.num_pairs + report.num_skipped + report.num_blank == report.num_lines
     assert report.skipped_lines == sorted(report.skipped_lines)
     assert len(report.skipped_lines) == min(report.num_skipped, MAX_REPORTED_LINES)
+    assert len(report.pair_lines) == len(pairs)
+    assert report.pair_lines == sorted(set(report.pair_lines))
+    assert not set(report.pair_lines) & set(report.skipped_lines)
+    assert report.num_extra_columns <= report.num_pairs
     for source, target in pairs:
         assert source and target and source == source.strip() and target == target.strip()
 

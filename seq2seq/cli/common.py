@@ -24,7 +24,12 @@ def setup_logging() -> None:
 
 
 def define_on_bad_line() -> None:
-    """Defines --on_bad_line, for the programs that read sentence-pair files."""
+    """Defines --on_bad_line, for the programs that read sentence-pair files.
+
+    Defining it once only lets several programs be imported into one process.
+    """
+    if "on_bad_line" in FLAGS:
+        return
     flags.DEFINE_enum(
         "on_bad_line",
         "error",
@@ -37,12 +42,13 @@ def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's to fix: shown as one message, without a traceback."""
     from seq2seq.config import ConfigError
     from seq2seq.readers import DataError
+    from seq2seq.training import TrainingError
     from seq2seq.vocab import VocabularyError
 
-    return (ConfigError, DataError, VocabularyError, OSError, ValueError)
+    return (ConfigError, DataError, VocabularyError, TrainingError, OSError, ValueError)
 
 
-def fail(message: str) -> None:
-    """Prints ``message`` as an error and exits with status 1 (no traceback)."""
+def fail(message: str, status: int = 1) -> None:
+    """Prints ``message`` as an error and exits with ``status`` (no traceback)."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(status)

@@ -7,12 +7,15 @@ translations of held-out sentences and their exact match.
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 from absl import app, flags, logging
 
 from seq2seq import config as config_lib
 from seq2seq import tasks
 from seq2seq.cli.common import FLAGS, define_on_bad_line, fail, setup_logging, user_errors
+from seq2seq.readers import MAX_REPORTED_LINES, ReadReport, read_aligned, read_tsv
+from seq2seq.vocab import get_tokenizer
 
 define_on_bad_line()
 flags.DEFINE_string("train_file", None, "Training pairs: TSV (source TAB target).")
@@ -83,13 +86,25 @@ def config_from_flags(task: tasks.Task | None) -> config_lib.Config:
     return config_lib.Config.from_dict(values, source="flags")
 
 
-def load_data():
-    """Returns (task or None, train, valid or None, held-out or None) from the flags."""
-    from seq2seq.readers import read_aligned, read_tsv
+class Data(NamedTuple):
+    """The data named by the flags."""
 
-    def read(path):
+    task: tasks.Task | None
+    train: list[tuple[str, str]]
+    valid: list[tuple[str, str]] | None
+    test: list[tuple[str, str]] | None
+    # (what, pairs, report) of each file read, for the length report.
+    files: list[tuple[str, list[tuple[str, str]], ReadReport]]
+
+
+def load_data() -> Data:
+    """Reads the data files named by the flags (or the built-in task)."""
+    files = []
+
+    def read(what, path):
         pairs, report = read_tsv(path, on_bad_line=FLAGS.on_bad_line)
-        logging.info("%s", report.summary())
+        log_read_report(report)
+        files.append((what, pairs, report))
         return pairs
 
     if FLAGS.train_file and (FLAGS.train_source or FLAGS.train_target):
@@ -98,18 +113,66 @@ def load_data():
         raise ValueError("--train_source and --train_target go together.")
     if FLAGS.task and (FLAGS.train_file or FLAGS.train_source):
         raise ValueError("Give either --task or your own training data, not both.")
-    valid = read(FLAGS.valid_file) if FLAGS.valid_file else None
-    test = read(FLAGS.test_file) if FLAGS.test_file else None
+    valid = read("validation", FLAGS.valid_file) if FLAGS.valid_file else None
+    test = read("test", FLAGS.test_file) if FLAGS.test_file else None
     if FLAGS.train_file:
-        return None, read(FLAGS.train_file), valid, test
+        return Data(None, read("training", FLAGS.train_file), valid, test, files)
     if FLAGS.train_source:
         pairs, report = read_aligned(
             FLAGS.train_source, FLAGS.train_target, on_bad_line=FLAGS.on_bad_line
         )
-        logging.info("%s", report.summary())
-        return None, pairs, valid, test
+        log_read_report(report)
+        files.append(("training", pairs, report))
+        return Data(None, pairs, valid, test, files)
     task = tasks.get_task(FLAGS.task or tasks.DEFAULT_TASK)
-    return task, task.train, valid or task.valid, test or task.test
+    return Data(task, task.train, valid or task.valid, test or task.test, files)
+
+
+def log_read_report(report: ReadReport) -> None:
+    """Logs what a reader read; skipped bad lines as a warning."""
+    if report.num_skipped:
+        logging.warning("%s", report.summary())
+    else:
+        logging.info("%s", report.summary())
+
+
+def report_long_pairs(
+    what: str, pairs: list[tuple[str, str]], report: ReadReport, data: config_lib.DataConfig
+) -> int:
+    """Logs (as a warning) the pairs of a file that training will drop as too long.
+
+    Training counts them too, but only the reader knows their line numbers.
+
+    Returns:
+        The number of such pairs.
+    """
+    source_tokenizer = get_tokenizer(data.source_tokenizer)
+    target_tokenizer = get_tokenizer(data.target_tokenizer)
+    lines = [
+        line
+        for (source, target), line in zip(pairs, report.pair_lines, strict=True)
+        if len(source_tokenizer.tokenize(source)) > data.max_source_length
+        or len(target_tokenizer.tokenize(target)) > data.max_target_length
+    ]
+    if lines:
+        shown = ", ".join(str(n) for n in lines[:MAX_REPORTED_LINES])
+        more = (
+            f" and {len(lines) - MAX_REPORTED_LINES} more"
+            if len(lines) > MAX_REPORTED_LINES
+            else ""
+        )
+        logging.warning(
+            "%s: %d %s pairs are longer than max_source_length=%d or max_target_length=%d "
+            "tokens and are left out (lines %s%s).",
+            report.path,
+            len(lines),
+            what,
+            data.max_source_length,
+            data.max_target_length,
+            shown,
+            more,
+        )
+    return len(lines)
 
 
 def main(argv: list[str]) -> None:
@@ -122,8 +185,12 @@ def main(argv: list[str]) -> None:
     from seq2seq.translator import Translator
 
     try:
-        task, train_pairs, valid_pairs, held_out = load_data()
+        data = load_data()
+        task, train_pairs, valid_pairs, held_out = data.task, data.train, data.valid, data.test
         config = config_from_flags(task)
+        for what, pairs, report in data.files:
+            if what != "test":
+                report_long_pairs(what, pairs, report, config.data)
         model_dir = FLAGS.model_dir
         if model_dir is None:
             if task is None:
@@ -144,6 +211,8 @@ def main(argv: list[str]) -> None:
         translations = translator.translate([s for s, _ in shown])
     except user_errors() as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        fail("interrupted; run the same command to resume from the last finished epoch.", 130)
 
     print(f"\nSample translations of held-out sentences ({model_dir}):")
     for (source, reference), hypothesis in zip(shown, translations, strict=True):

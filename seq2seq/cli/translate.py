@@ -10,6 +10,13 @@ from seq2seq.cli.common import FLAGS, fail, setup_logging, user_errors
 
 flags.DEFINE_string("input_file", None, "Sources, one per line (default: stdin).")
 flags.DEFINE_string("output_file", None, "Where translations go (default: stdout).")
+flags.DEFINE_enum(
+    "long_input",
+    "truncate",
+    ["truncate", "error"],
+    "Sources longer than the model's max_source_length: truncate them (with a warning) "
+    "or stop with an error naming the line.",
+)
 
 
 def read_lines(path: str | None) -> list[str]:
@@ -39,18 +46,26 @@ def main(argv: list[str]) -> None:
     if not FLAGS.model_dir:
         fail("--model_dir is required")
     setup_logging()
-    from seq2seq.translator import Translator
+    from seq2seq.translator import LongInputError, Translator
 
+    source = FLAGS.input_file or "<stdin>"
     try:
         sentences = read_lines(FLAGS.input_file)
-        translator = Translator.load(FLAGS.model_dir)
+        translator = Translator.load(FLAGS.model_dir, long_input=FLAGS.long_input)
         translations = translator.translate(sentences, batch_size=FLAGS.batch_size)
-        text = "".join(t + "\n" for t in translations)
+        # One line out per line in, whatever a translation holds.
+        text = "".join(t.replace("\n", " ") + "\n" for t in translations).encode("utf-8")
         if FLAGS.output_file:
-            with open(FLAGS.output_file, "w", encoding="utf-8") as f:
+            with open(FLAGS.output_file, "wb") as f:
                 f.write(text)
         else:
-            sys.stdout.write(text)
+            sys.stdout.buffer.write(text)
+            sys.stdout.buffer.flush()
+    except LongInputError as error:
+        fail(
+            f"{source}:{error.index + 1}: {error.length} tokens, more than the model's "
+            f"max_source_length={error.limit} (--long_input=error; use truncate to cut it)"
+        )
     except user_errors() as error:
         fail(str(error))
 
