@@ -10,10 +10,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import types
 import typing
 from typing import Any
+
+from seq2seq.atomic import write_json_atomic
 
 CONFIG_VERSION = 1
 CONFIG_FILENAME = "config.json"
@@ -265,24 +266,6 @@ class Config:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ConfigError(f"{path}: not valid JSON ({error})") from None
         return cls.from_dict(data, source=path)
-
-
-def write_json_atomic(path: str, data: Any) -> None:
-    """Writes JSON to ``path`` through a temporary file and ``os.replace``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.unlink(tmp_path)
-        raise
 
 
 def build_dataclass(cls: type, data: Any, prefix: str = "") -> Any:

@@ -10,15 +10,15 @@ import keras
 import numpy as np
 from absl import logging
 
-from seq2seq.config import CONFIG_FILENAME, Config
-from seq2seq.data import pad_batch
-from seq2seq.decoding import DecodingModel, DecodingStrategy
-from seq2seq.model import Seq2Seq, build_inference_graph
-from seq2seq.training import (
+from seq2seq.checkpoint import (
     BEST_MODEL_FILENAME,
     SOURCE_VOCAB_FILENAME,
     TARGET_VOCAB_FILENAME,
 )
+from seq2seq.config import CONFIG_FILENAME, Config
+from seq2seq.data import pad_batch
+from seq2seq.decoding import DecodingModel, DecodingStrategy
+from seq2seq.model import Seq2Seq, build_inference_graph
 from seq2seq.vocab import Vocabulary
 
 # Padded source lengths are rounded up to this multiple, to bound the number
@@ -102,7 +102,10 @@ class Translator:
         self.long_input = long_input
         self.inference_graph = build_inference_graph(model)
         self._decoding_model = DecodingModel(
-            model, DecodingStrategy.from_params(strategy), config.decode.max_length
+            model,
+            DecodingStrategy.from_params(strategy),
+            config.decode.max_length,
+            jit_compile=config.decode.jit_compile,
         )
 
     @classmethod

@@ -20,9 +20,10 @@ import errno
 import json
 import operator
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from seq2seq.atomic import write_text_atomic
 
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
@@ -32,7 +33,6 @@ VOCAB_FORMAT = "seq2seq.vocabulary"
 VOCAB_VERSION = 1
 _VOCAB_KEYS = ("format", "version", "tokenizer", "tokens")
 # Permissions of a saved file; mkstemp would otherwise leave it owner-only.
-_SAVED_FILE_MODE = 0o644
 
 
 class Tokenizer(abc.ABC):
@@ -417,23 +417,8 @@ class Vocabulary:
         Raises:
             OSError: If the file cannot be written.
         """
-        path = os.fspath(path)
-        directory = os.path.dirname(os.path.abspath(path))
         text = json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
-        fd, temp_path = tempfile.mkstemp(
-            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
-                file.write(text)
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temp_path, _SAVED_FILE_MODE)
-            os.replace(temp_path, path)
-        except BaseException:
-            if os.path.exists(temp_path):
-                os.remove(temp_path)
-            raise
+        write_text_atomic(os.fspath(path), text)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Vocabulary:

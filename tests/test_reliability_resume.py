@@ -21,9 +21,8 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq.config import Config
-from seq2seq.tasks import write_tsv
-from seq2seq.training import (
+from seq2seq.atomic import TEMP_PREFIX
+from seq2seq.checkpoint import (
     BACKUP_DIRNAME,
     BEST_MODEL_FILENAME,
     HISTORY_FILENAME,
@@ -31,8 +30,9 @@ from seq2seq.training import (
     SOURCE_VOCAB_FILENAME,
     STATE_FILENAME,
     TARGET_VOCAB_FILENAME,
-    TEMP_PREFIX,
 )
+from seq2seq.config import Config
+from seq2seq.tasks import write_tsv
 from seq2seq.vocab import Vocabulary
 
 EPOCHS = 4

@@ -9,10 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from seq2seq.config import Config, ModelConfig, TrainConfig
-from seq2seq.data import encode_pairs, make_dataset
-from seq2seq.model import build_model
-from seq2seq.training import (
+from seq2seq.checkpoint import (
     BACKUP_DIRNAME,
     BEST_MODEL_FILENAME,
     HISTORY_FILENAME,
@@ -22,10 +19,12 @@ from seq2seq.training import (
     ModelDirCheckpoint,
     TrainingDivergedError,
     TrainingError,
-    epoch_stream,
     lock_model_dir,
-    train,
 )
+from seq2seq.config import Config, ModelConfig, TrainConfig
+from seq2seq.data import encode_pairs, make_dataset
+from seq2seq.model import build_model
+from seq2seq.training import epoch_stream, train
 from seq2seq.vocab import Vocabulary
 
 

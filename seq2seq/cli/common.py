@@ -40,9 +40,9 @@ def define_on_bad_line() -> None:
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's to fix: shown as one message, without a traceback."""
+    from seq2seq.checkpoint import TrainingError
     from seq2seq.config import ConfigError
     from seq2seq.readers import DataError
-    from seq2seq.training import TrainingError
     from seq2seq.vocab import VocabularyError
 
     return (ConfigError, DataError, VocabularyError, TrainingError, OSError, ValueError)
