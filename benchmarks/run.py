@@ -101,13 +101,21 @@ def seq2seq_setup(
     limits = (config.data.max_source_length, config.data.max_target_length)
     pad_multiple = config.data.bucket_width if jit_compile else 1
     train_enc, _ = encode_pairs(train_pairs, src_vocab, tgt_vocab, *limits)
+    limit = config.data.batch_length_limit
     train_ds = make_dataset(
-        train_enc, batch_size, shuffle=True, seed=seed, pad_multiple=pad_multiple
+        train_enc,
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        pad_multiple=pad_multiple,
+        batch_length_limit=limit,
     )
     valid_ds = None
     if valid_pairs:
         valid_enc, _ = encode_pairs(valid_pairs, src_vocab, tgt_vocab, *limits)
-        valid_ds = make_dataset(valid_enc, batch_size, pad_multiple=pad_multiple)
+        valid_ds = make_dataset(
+            valid_enc, batch_size, pad_multiple=pad_multiple, batch_length_limit=limit
+        )
     keras.utils.set_random_seed(seed)
     model = build_model(config.model, src_vocab.size, tgt_vocab.size)
     compile_model(model, config)

@@ -115,6 +115,9 @@ class DataConfig:
         min_count: Tokens seen fewer times in training become UNK.
         max_vocab_size: Optional cap on each vocabulary (reserved tokens included).
         bucket_width: Width in tokens of the length buckets used for batching.
+        batch_length_limit: Buckets of sequences longer than this get
+            proportionally smaller batches (at most batch_size times this
+            many steps per batch), so memory stays bounded on long sequences.
         shuffle_buffer: Size of the shuffle buffer (pairs).
     """
 
@@ -125,6 +128,7 @@ class DataConfig:
     min_count: int = 1
     max_vocab_size: int | None = None
     bucket_width: int = 8
+    batch_length_limit: int = 64
     shuffle_buffer: int = 200_000
 
     def __post_init__(self) -> None:
@@ -139,6 +143,7 @@ class DataConfig:
                 f"`data.max_vocab_size`. Received: data.max_vocab_size={self.max_vocab_size!r}"
             )
         _check_positive("data.bucket_width", self.bucket_width)
+        _check_positive("data.batch_length_limit", self.batch_length_limit)
         _check_positive("data.shuffle_buffer", self.shuffle_buffer)
 
 

@@ -156,6 +156,7 @@ def make_dataset(
     bucket_width: int = 8,
     shuffle_buffer: int = 200_000,
     pad_multiple: int = 1,
+    batch_length_limit: int | None = None,
 ) -> tf.data.Dataset:
     """Builds the batched dataset of one split.
 
@@ -166,6 +167,10 @@ def make_dataset(
         seed: shuffle seed.
         bucket_width: width, in tokens, of the length buckets.
         shuffle_buffer: shuffle buffer size, in pairs.
+        batch_length_limit: buckets of longer sequences get proportionally
+            fewer pairs, so that no batch holds more than ``batch_size *
+            batch_length_limit`` steps: activation memory stays bounded
+            however long the corpus' sequences are. None: no limit.
         pad_multiple: round each batch's padded lengths up to a multiple of
             this, so that few distinct shapes reach the model (each new shape
             is a new XLA compilation under ``jit_compile``).
@@ -183,12 +188,13 @@ def make_dataset(
     dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     lengths = element_lengths(encoded)
     boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
+    sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
     dataset = dataset.bucket_by_sequence_length(
         element_length_func=lambda inputs, target: tf.maximum(
             tf.shape(inputs["source"])[0], tf.shape(target)[0]
         ),
         bucket_boundaries=boundaries,
-        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        bucket_batch_sizes=sizes,
         padding_values=({"source": PAD_ID, "decoder_input": PAD_ID}, PAD_ID),
     )
     if pad_multiple > 1:
@@ -199,7 +205,7 @@ def make_dataset(
         )
     # Known cardinality gives Keras' progress bar its total from the first epoch.
     dataset = dataset.apply(
-        tf.data.experimental.assert_cardinality(count_batches(lengths, boundaries, batch_size))
+        tf.data.experimental.assert_cardinality(count_batches(lengths, boundaries, sizes))
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -225,11 +231,22 @@ def element_lengths(encoded: EncodedPairs) -> np.ndarray:
     )
 
 
-def count_batches(lengths: np.ndarray, boundaries: list[int], batch_size: int) -> int:
+def bucket_batch_sizes(
+    boundaries: list[int], batch_size: int, length_limit: int | None, longest: int
+) -> list[int]:
+    """Returns each bucket's batch size: ``batch_size``, less for buckets over ``length_limit``."""
+    uppers = [b - 1 for b in boundaries] + [max(longest, boundaries[-1] if boundaries else 1)]
+    if length_limit is None:
+        return [batch_size] * len(uppers)
+    budget = batch_size * length_limit
+    return [min(batch_size, max(1, budget // upper)) for upper in uppers]
+
+
+def count_batches(lengths: np.ndarray, boundaries: list[int], sizes: list[int]) -> int:
     """Returns how many batches length bucketing makes (independent of the order)."""
     buckets = np.searchsorted(np.asarray(boundaries), lengths, side="right")
-    sizes = np.bincount(buckets, minlength=len(boundaries) + 1)
-    return int(sum(-(-int(n) // batch_size) for n in sizes))
+    counts = np.bincount(buckets, minlength=len(boundaries) + 1)
+    return int(sum(-(-int(n) // size) for n, size in zip(counts, sizes, strict=True)))
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], multiple: int = 1) -> np.ndarray:

@@ -51,7 +51,12 @@ def evaluate(
         model = translator.model
         compile_model(model, config)
         metrics = model.evaluate(
-            make_dataset(encoded, batch_size, bucket_width=config.data.bucket_width),
+            make_dataset(
+                encoded,
+                batch_size,
+                bucket_width=config.data.bucket_width,
+                batch_length_limit=config.data.batch_length_limit,
+            ),
             verbose=0,
             return_dict=True,
         )

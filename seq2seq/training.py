@@ -258,6 +258,7 @@ def _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callback
         shuffle=True,
         seed=config.train.seed,
         bucket_width=d.bucket_width,
+        batch_length_limit=d.batch_length_limit,
         shuffle_buffer=d.shuffle_buffer,
         pad_multiple=pad_multiple,
     )
@@ -268,6 +269,7 @@ def _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callback
             valid_encoded,
             config.train.batch_size,
             bucket_width=d.bucket_width,
+            batch_length_limit=d.batch_length_limit,
             pad_multiple=pad_multiple,
         )
 

@@ -76,7 +76,23 @@ def test_shuffle_is_seeded_and_cardinality_is_exact():
 
 
 def test_count_batches():
-    assert count_batches(np.array([1, 2, 9, 10, 11]), [5], batch_size=2) == 1 + 2
+    assert count_batches(np.array([1, 2, 9, 10, 11]), [5], sizes=[2, 2]) == 1 + 2
+    assert count_batches(np.array([1, 2, 9, 10, 11]), [5], sizes=[2, 1]) == 1 + 3
+
+
+def test_long_buckets_get_smaller_batches():
+    rng = np.random.default_rng(0)
+    pairs = [("a" * int(n), "b" * int(n)) for n in rng.integers(1, 120, size=300)]
+    src_vocab = Vocabulary.build((s for s, _ in pairs), "char")
+    tgt_vocab = Vocabulary.build((t for _, t in pairs), "char")
+    encoded, _ = encode_pairs(pairs, src_vocab, tgt_vocab, 200, 200)
+    ds = make_dataset(encoded, 16, bucket_width=8, batch_length_limit=32)
+    total = 0
+    for _, target in ds:
+        assert target.shape[0] * target.shape[1] <= 16 * 32 + 16 * 8  # bucket slack
+        total += target.shape[0]
+    assert total == len(pairs)
+    assert int(ds.cardinality()) == len(list(ds))
 
 
 def test_split_validation_is_seeded_and_disjoint():
