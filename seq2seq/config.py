@@ -118,7 +118,6 @@ class DataConfig:
         batch_length_limit: Buckets of sequences longer than this get
             proportionally smaller batches (at most batch_size times this
             many steps per batch), so memory stays bounded on long sequences.
-        shuffle_buffer: Size of the shuffle buffer (pairs).
     """
 
     source_tokenizer: str = "char"
@@ -129,7 +128,6 @@ class DataConfig:
     max_vocab_size: int | None = None
     bucket_width: int = 8
     batch_length_limit: int = 64
-    shuffle_buffer: int = 200_000
 
     def __post_init__(self) -> None:
         _check_choice("data.source_tokenizer", self.source_tokenizer, TOKENIZER_NAMES)
@@ -144,7 +142,6 @@ class DataConfig:
             )
         _check_positive("data.bucket_width", self.bucket_width)
         _check_positive("data.batch_length_limit", self.batch_length_limit)
-        _check_positive("data.shuffle_buffer", self.shuffle_buffer)
 
 
 @dataclasses.dataclass

@@ -11,6 +11,7 @@ target [batch, tgt_time])`` with ``decoder_input = BOS + y`` and
 
 from __future__ import annotations
 
+import array
 import dataclasses
 import random
 from collections.abc import Sequence
@@ -25,22 +26,48 @@ MAX_REPORTED_EXAMPLES = 5
 
 @dataclasses.dataclass
 class EncodedPairs:
-    """Sentence pairs as id sequences (no BOS/EOS yet).
+    """Sentence pairs as id sequences (no BOS/EOS yet), packed in flat arrays.
+
+    Pair ``i``'s source is ``source_values[source_offsets[i]:source_offsets[i + 1]]``
+    (likewise the target): two int32 arrays and two offset arrays for the
+    whole corpus, rather than one Python object per sentence.
 
     Attributes:
-        source: one int32 array [src_len] per pair.
-        target: one int32 array [tgt_len] per pair.
+        source_values: int32 [total source tokens].
+        source_offsets: int64 [pairs + 1].
+        target_values: int32 [total target tokens].
+        target_offsets: int64 [pairs + 1].
     """
 
-    source: list[np.ndarray]
-    target: list[np.ndarray]
+    source_values: np.ndarray
+    source_offsets: np.ndarray
+    target_values: np.ndarray
+    target_offsets: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.source_offsets) - 1
+
+    @property
+    def source_lengths(self) -> np.ndarray:
+        return np.diff(self.source_offsets)
+
+    @property
+    def target_lengths(self) -> np.ndarray:
+        return np.diff(self.target_offsets)
+
+    @property
+    def source(self) -> list[np.ndarray]:
+        """One int32 array per pair (views into ``source_values``)."""
+        return np.split(self.source_values, self.source_offsets[1:-1])
+
+    @property
+    def target(self) -> list[np.ndarray]:
+        """One int32 array per pair (views into ``target_values``)."""
+        return np.split(self.target_values, self.target_offsets[1:-1])
 
     def max_target_length(self) -> int:
         """Returns the longest target, in tokens (0 when empty)."""
-        return max((len(t) for t in self.target), default=0)
+        return int(self.target_lengths.max()) if len(self) else 0
 
 
 @dataclasses.dataclass
@@ -87,7 +114,8 @@ def encode_pairs(
     Returns:
         ``(EncodedPairs, FilterReport)``.
     """
-    encoded = EncodedPairs(source=[], target=[])
+    values = {"source": array.array("i"), "target": array.array("i")}
+    lengths = {"source": array.array("q", [0]), "target": array.array("q", [0])}
     report = FilterReport()
     for index, (source, target) in enumerate(pairs):
         src = source_vocab.encode(source)
@@ -97,12 +125,19 @@ def encode_pairs(
         elif len(src) > max_source_length or len(tgt) > max_target_length:
             report.num_too_long += 1
         else:
-            encoded.source.append(np.asarray(src, dtype=np.int32))
-            encoded.target.append(np.asarray(tgt, dtype=np.int32))
+            for side, ids in (("source", src), ("target", tgt)):
+                values[side].extend(ids)
+                lengths[side].append(len(ids))
             report.num_kept += 1
             continue
         if len(report.examples) < MAX_REPORTED_EXAMPLES:
             report.examples.append(index)
+    encoded = EncodedPairs(
+        source_values=np.frombuffer(values["source"], dtype=np.int32).copy(),
+        source_offsets=np.cumsum(np.frombuffer(lengths["source"], dtype=np.int64)),
+        target_values=np.frombuffer(values["target"], dtype=np.int32).copy(),
+        target_offsets=np.cumsum(np.frombuffer(lengths["target"], dtype=np.int64)),
+    )
     return encoded, report
 
 
@@ -127,13 +162,6 @@ def split_validation(
     return train, valid
 
 
-def _ragged(sequences: list[np.ndarray]) -> tf.RaggedTensor:
-    """Packs id arrays into one ragged int32 tensor [num, (len)] without per-row objects."""
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-    values = np.concatenate(sequences) if sequences else np.zeros((0,), np.int32)
-    return tf.RaggedTensor.from_row_lengths(values.astype(np.int32), lengths)
-
-
 def _to_model_inputs(source, target):
     bos = tf.fill([1], tf.constant(BOS_ID, tf.int32))
     eos = tf.fill([1], tf.constant(EOS_ID, tf.int32))
@@ -154,7 +182,6 @@ def make_dataset(
     shuffle: bool = False,
     seed: int = 0,
     bucket_width: int = 8,
-    shuffle_buffer: int = 200_000,
     pad_multiple: int = 1,
     batch_length_limit: int | None = None,
 ) -> tf.data.Dataset:
@@ -166,7 +193,6 @@ def make_dataset(
         shuffle: shuffle pairs (seeded, reshuffled every epoch) before bucketing.
         seed: shuffle seed.
         bucket_width: width, in tokens, of the length buckets.
-        shuffle_buffer: shuffle buffer size, in pairs.
         batch_length_limit: buckets of longer sequences get proportionally
             fewer pairs, so that no batch holds more than ``batch_size *
             batch_length_limit`` steps: activation memory stays bounded
@@ -180,12 +206,28 @@ def make_dataset(
     """
     if len(encoded) == 0:
         raise ValueError("Cannot build a dataset from 0 sentence pairs.")
-    dataset = tf.data.Dataset.from_tensor_slices((_ragged(encoded.source), _ragged(encoded.target)))
+    n = len(encoded)
     if shuffle:
-        dataset = dataset.shuffle(
-            min(shuffle_buffer, len(encoded)), seed=seed, reshuffle_each_iteration=True
+        # One seeded permutation per pass (the op's state advances each epoch)
+        # instead of a shuffle buffer holding every pair: memory stays flat.
+        order = (
+            tf.data.Dataset.from_tensors(tf.range(n, dtype=tf.int64))
+            .map(lambda indices: tf.random.shuffle(indices, seed=seed))
+            .unbatch()
         )
-    dataset = dataset.map(_to_model_inputs, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        order = tf.data.Dataset.range(n)
+    source = (tf.constant(encoded.source_values), tf.constant(encoded.source_offsets))
+    target = (tf.constant(encoded.target_values), tf.constant(encoded.target_offsets))
+
+    def lookup(index):
+        def ids(values_offsets):
+            values, offsets = values_offsets
+            return values[offsets[index] : offsets[index + 1]]
+
+        return _to_model_inputs(ids(source), ids(target))
+
+    dataset = order.map(lookup, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     lengths = element_lengths(encoded)
     boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
     sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
@@ -224,11 +266,7 @@ def _pad_time_to_multiple(inputs, target, multiple: int):
 
 def element_lengths(encoded: EncodedPairs) -> np.ndarray:
     """Returns each pair's bucketing length: max(source, target + 1) (+1 for BOS/EOS)."""
-    return np.fromiter(
-        (max(len(s), len(t) + 1) for s, t in zip(encoded.source, encoded.target, strict=True)),
-        dtype=np.int64,
-        count=len(encoded),
-    )
+    return np.maximum(encoded.source_lengths, encoded.target_lengths + 1)
 
 
 def bucket_batch_sizes(

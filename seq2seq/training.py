@@ -259,7 +259,6 @@ def _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callback
         seed=config.train.seed,
         bucket_width=d.bucket_width,
         batch_length_limit=d.batch_length_limit,
-        shuffle_buffer=d.shuffle_buffer,
         pad_multiple=pad_multiple,
     )
     train_stream, steps = epoch_stream(train_ds, done)

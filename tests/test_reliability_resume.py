@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pytest
 
+from seq2seq import model as _model  # noqa: F401  (registers the Keras classes for loading)
 from seq2seq.atomic import TEMP_PREFIX
 from seq2seq.checkpoint import (
     BACKUP_DIRNAME,
