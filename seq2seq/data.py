@@ -162,12 +162,26 @@ def split_validation(
     return train, valid
 
 
-def _to_model_inputs(source, target):
-    bos = tf.fill([1], tf.constant(BOS_ID, tf.int32))
-    eos = tf.fill([1], tf.constant(EOS_ID, tf.int32))
-    decoder_input = tf.concat([bos, target], axis=0)
-    decoder_target = tf.concat([target, eos], axis=0)
-    return {"source": source, "decoder_input": decoder_input}, decoder_target
+def _batch_inputs(source: tf.RaggedTensor, target: tf.RaggedTensor, multiple: int):
+    """Builds one padded batch from ragged ids [batch, (time)].
+
+    Returns ``({"source", "decoder_input"}, target)`` int32 arrays with
+    ``decoder_input = BOS + y`` and ``target = y + EOS``, each padded with
+    PAD_ID to its longest row rounded up to a multiple of ``multiple``.
+    """
+    rows = tf.shape(target.row_lengths())[0]
+    bos = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(BOS_ID, tf.int32)))
+    eos = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(EOS_ID, tf.int32)))
+
+    def dense(ragged):
+        longest = tf.reduce_max(ragged.row_lengths())
+        width = (longest + multiple - 1) // multiple * multiple
+        shape = tf.stack([ragged.nrows(), width])
+        return ragged.to_tensor(default_value=PAD_ID, shape=shape)
+
+    decoder_input = tf.concat([bos, target], axis=1)
+    decoder_target = tf.concat([target, eos], axis=1)
+    return {"source": dense(source), "decoder_input": dense(decoder_input)}, dense(decoder_target)
 
 
 def bucket_boundaries(max_length: int, width: int) -> list[int]:
@@ -217,51 +231,29 @@ def make_dataset(
         )
     else:
         order = tf.data.Dataset.range(n)
-    source = (tf.constant(encoded.source_values), tf.constant(encoded.source_offsets))
-    target = (tf.constant(encoded.target_values), tf.constant(encoded.target_offsets))
-
-    def lookup(index):
-        def ids(values_offsets):
-            values, offsets = values_offsets
-            return values[offsets[index] : offsets[index + 1]]
-
-        return _to_model_inputs(ids(source), ids(target))
-
-    dataset = order.map(lookup, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     lengths = element_lengths(encoded)
     boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
     sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
-    dataset = dataset.bucket_by_sequence_length(
-        element_length_func=lambda inputs, target: tf.maximum(
-            tf.shape(inputs["source"])[0], tf.shape(target)[0]
-        ),
+    # Bucketing runs on pair indices (cheap scalars); each batch of indices is
+    # then turned into padded id arrays with a few vectorised ops.
+    length_of = tf.constant(lengths.astype(np.int32))
+    dataset = order.bucket_by_sequence_length(
+        element_length_func=lambda index: tf.gather(length_of, index),
         bucket_boundaries=boundaries,
         bucket_batch_sizes=sizes,
-        padding_values=({"source": PAD_ID, "decoder_input": PAD_ID}, PAD_ID),
     )
-    if pad_multiple > 1:
-        dataset = dataset.map(
-            lambda inputs, target: _pad_time_to_multiple(inputs, target, pad_multiple),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+    source = tf.RaggedTensor.from_row_splits(encoded.source_values, encoded.source_offsets)
+    target = tf.RaggedTensor.from_row_splits(encoded.target_values, encoded.target_offsets)
+
+    def make_batch(indices):
+        return _batch_inputs(tf.gather(source, indices), tf.gather(target, indices), pad_multiple)
+
+    dataset = dataset.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # Known cardinality gives Keras' progress bar its total from the first epoch.
     dataset = dataset.apply(
         tf.data.experimental.assert_cardinality(count_batches(lengths, boundaries, sizes))
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _pad_time_to_multiple(inputs, target, multiple: int):
-    """Pads source, and decoder input and target together, to multiples of ``multiple`` steps."""
-
-    def pad(tensor):
-        extra = (-tf.shape(tensor)[1]) % multiple
-        return tf.pad(tensor, [[0, 0], [0, extra]], constant_values=PAD_ID)
-
-    return {"source": pad(inputs["source"]), "decoder_input": pad(inputs["decoder_input"])}, pad(
-        target
-    )
 
 
 def element_lengths(encoded: EncodedPairs) -> np.ndarray:
