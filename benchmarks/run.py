@@ -22,6 +22,7 @@ Prints one table and one JSON line.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -192,7 +193,6 @@ def speed(train_pairs, valid_pairs) -> dict:
     import reference
     from flops import TRAIN_FLOPS_PER_FORWARD, forward_flops, matmul_peak_gflops
 
-    from seq2seq.decoding import DecodingModel, GreedySearch
     from seq2seq.model import build_model
     from seq2seq.translator import Translator
 
@@ -275,11 +275,10 @@ def speed(train_pairs, valid_pairs) -> dict:
     decoders = {}
     for text in FLAGS.seq2seq_decode:
         size, jit = parse_variant(text)
-        translator = Translator(ref_as_ours, src_vocab, tgt_vocab, config)
-        translator.config.decode.batch_size = size
-        translator._decoding_model = DecodingModel(
-            ref_as_ours, GreedySearch(), config.decode.max_length, jit_compile=jit
-        )
+        decode_config = copy.deepcopy(config)
+        decode_config.decode.batch_size = size
+        decode_config.decode.jit_compile = jit
+        translator = Translator(ref_as_ours, src_vocab, tgt_vocab, decode_config)
         translator.translate(sources)  # compile outside the timings
         decoders[text] = (translator, [])
 
