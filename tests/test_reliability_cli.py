@@ -13,12 +13,11 @@ import os
 
 import pytest
 from absl import flags
+from model_dirs import write_untrained_model_dir
 
 from seq2seq.cli import train as train_cli
 from seq2seq.cli import translate as translate_cli
-from seq2seq.config import Config, DataConfig, ModelConfig, TrainConfig
-from seq2seq.model import build_model
-from seq2seq.training import BEST_MODEL_FILENAME, STATE_FILENAME, save_model_atomic
+from seq2seq.training import BEST_MODEL_FILENAME, STATE_FILENAME
 from seq2seq.vocab import Vocabulary
 
 FLAGS = flags.FLAGS
@@ -141,33 +140,9 @@ def test_train_skip_mode_reports_every_kind_of_bad_line_and_trains(tmp_path, out
     assert summary["epochs"] == 1
 
 
-def _tiny_model_dir(path, tokenizer="char", max_source_length=12):
-    """Writes an untrained model directory (robustness does not need a trained model)."""
-    os.makedirs(path, exist_ok=True)
-    texts = ["abc de", "hello world", "éa"]
-    source = Vocabulary.build(texts, tokenizer)
-    target = Vocabulary.build([t[::-1] for t in texts], tokenizer)
-    config = Config(
-        model=ModelConfig(cell="gru", units=4),
-        data=DataConfig(
-            source_tokenizer=tokenizer,
-            target_tokenizer=tokenizer,
-            max_source_length=max_source_length,
-        ),
-        train=TrainConfig(seed=1),
-    )
-    config.decode.max_length = 6
-    source.save(os.path.join(path, "source_vocab.json"))
-    target.save(os.path.join(path, "target_vocab.json"))
-    config.save(str(path))
-    model = build_model(config.model, source.size, target.size)
-    save_model_atomic(model, os.path.join(path, BEST_MODEL_FILENAME))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    return _tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model")
+    return write_untrained_model_dir(tmp_path_factory.mktemp("tiny") / "model")
 
 
 def test_translate_odd_input_gives_one_line_per_line(tiny_model_dir, tmp_path, output):
@@ -239,7 +214,7 @@ def _break_model_dir(model_dir, fault):
     ],
 )
 def test_translate_broken_model_dir_names_the_file(tmp_path, output, fault):
-    model_dir = _tiny_model_dir(tmp_path / "model")
+    model_dir = write_untrained_model_dir(tmp_path / "model")
     name = _break_model_dir(model_dir, fault)
     input_file = tmp_path / "in.txt"
     input_file.write_text("abc\n")

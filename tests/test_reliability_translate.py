@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model_dirs import write_untrained_model_dir
 
 import seq2seq
 from seq2seq.cli.translate import read_lines
-from seq2seq.config import Config, ConfigError, DataConfig, ModelConfig
-from seq2seq.model import build_model
-from seq2seq.training import BEST_MODEL_FILENAME, save_model_atomic
+from seq2seq.config import Config, ConfigError
+from seq2seq.training import BEST_MODEL_FILENAME
 from seq2seq.translator import LongInputError, ModelFileError, Translator
 from seq2seq.vocab import Vocabulary, VocabularyError
 
@@ -33,34 +33,11 @@ ODD_INPUTS = [
 ]
 
 
-def _model_dir(path, tokenizer="char", max_source_length=12):
-    os.makedirs(path, exist_ok=True)
-    texts = ["abc de", "hello world", "éa"]
-    source = Vocabulary.build(texts, tokenizer)
-    target = Vocabulary.build([t[::-1] for t in texts], tokenizer)
-    config = Config(
-        model=ModelConfig(cell="gru", units=4),
-        data=DataConfig(
-            source_tokenizer=tokenizer,
-            target_tokenizer=tokenizer,
-            max_source_length=max_source_length,
-        ),
-    )
-    config.decode.max_length = 6
-    source.save(os.path.join(path, "source_vocab.json"))
-    target.save(os.path.join(path, "target_vocab.json"))
-    config.save(str(path))
-    keras.utils.set_random_seed(0)
-    save_model_atomic(
-        build_model(config.model, source.size, target.size),
-        os.path.join(path, BEST_MODEL_FILENAME),
-    )
-    return str(path)
-
-
 @pytest.fixture(scope="module", params=["char", "word"])
 def translator(request, tmp_path_factory):
-    model_dir = _model_dir(tmp_path_factory.mktemp(request.param) / "m", request.param)
+    model_dir = write_untrained_model_dir(
+        tmp_path_factory.mktemp(request.param) / "m", request.param
+    )
     return Translator.load(model_dir)
 
 
@@ -89,7 +66,7 @@ def test_results_come_back_in_input_order(translator, monkeypatch):
 
 
 def test_long_input_truncated_with_warning_or_rejected(tmp_path, caplog):
-    model_dir = _model_dir(tmp_path / "m")
+    model_dir = write_untrained_model_dir(tmp_path / "m")
     assert len(Translator.load(model_dir).translate(["a" * 13, "b" * 40])) == 2
     assert "2 input(s) longer than max_source_length=12 tokens were truncated" in caplog.text
     assert "(indices 0, 1)" in caplog.text
@@ -118,14 +95,14 @@ def test_any_unicode_translates_one_output_per_input(translator, sentences):
 
 
 def test_vocabulary_that_does_not_fit_the_weights_is_refused(tmp_path):
-    model_dir = _model_dir(tmp_path / "m")
+    model_dir = write_untrained_model_dir(tmp_path / "m")
     Vocabulary.build(["abcdefghijk"], "char").save(os.path.join(model_dir, "source_vocab.json"))
     with pytest.raises(ModelFileError, match="source_vocab.json has 15 tokens but the model"):
         Translator.load(model_dir)
 
 
 def test_config_that_does_not_fit_the_weights_is_refused(tmp_path):
-    model_dir = _model_dir(tmp_path / "m")
+    model_dir = write_untrained_model_dir(tmp_path / "m")
     with open(os.path.join(model_dir, "config.json")) as f:
         data = json.load(f)
     data["model"]["cell"] = "lstm"
@@ -136,7 +113,7 @@ def test_config_that_does_not_fit_the_weights_is_refused(tmp_path):
 
 
 def test_model_file_with_python_code_is_not_executed(tmp_path):
-    model_dir = _model_dir(tmp_path / "m")
+    model_dir = write_untrained_model_dir(tmp_path / "m")
     marker = tmp_path / "code_ran"
 
     def payload(x):
@@ -153,7 +130,7 @@ def test_model_file_with_python_code_is_not_executed(tmp_path):
 
 
 def test_a_keras_model_of_another_kind_is_refused(tmp_path):
-    model_dir = _model_dir(tmp_path / "m")
+    model_dir = write_untrained_model_dir(tmp_path / "m")
     inputs = keras.Input((3,))
     keras.Model(inputs, keras.layers.Dense(2)(inputs)).save(
         os.path.join(model_dir, BEST_MODEL_FILENAME)
