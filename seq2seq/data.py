@@ -221,16 +221,11 @@ def make_dataset(
     if len(encoded) == 0:
         raise ValueError("Cannot build a dataset from 0 sentence pairs.")
     n = len(encoded)
+    order = tf.data.Dataset.range(n)
     if shuffle:
-        # One seeded permutation per pass (the op's state advances each epoch)
-        # instead of a shuffle buffer holding every pair: memory stays flat.
-        order = (
-            tf.data.Dataset.from_tensors(tf.range(n, dtype=tf.int64))
-            .map(lambda indices: tf.random.shuffle(indices, seed=seed))
-            .unbatch()
-        )
-    else:
-        order = tf.data.Dataset.range(n)
+        # Shuffling pair indices (scalars), not the pairs: the buffer stays
+        # small; reshuffled on every pass, also across new iterators.
+        order = order.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     lengths = element_lengths(encoded)
     boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
     sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))

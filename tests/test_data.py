@@ -119,3 +119,14 @@ def test_pad_multiple_rounds_batch_lengths_up():
         assert inputs["source"].shape[1] % 8 == 0
         assert inputs["decoder_input"].shape[1] % 8 == 0
         assert target.shape == inputs["decoder_input"].shape
+
+
+def test_each_pass_over_a_shuffled_dataset_has_a_new_order():
+    pairs = [("a" * (i % 7 + 1) + str(i), "b" * (i % 5 + 1)) for i in range(300)]
+    src_vocab = Vocabulary.build((s for s, _ in pairs), "char")
+    tgt_vocab = Vocabulary.build((t for _, t in pairs), "char")
+    encoded, _ = encode_pairs(pairs, src_vocab, tgt_vocab, 100, 100)
+    ds = make_dataset(encoded, 16, shuffle=True, seed=0)
+    first = [b[0]["source"].numpy().tolist() for b in ds]
+    second = [b[0]["source"].numpy().tolist() for b in ds]  # a new iterator, as fit makes
+    assert first != second
