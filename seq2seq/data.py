@@ -221,11 +221,20 @@ def make_dataset(
     if len(encoded) == 0:
         raise ValueError("Cannot build a dataset from 0 sentence pairs.")
     n = len(encoded)
-    order = tf.data.Dataset.range(n)
     if shuffle:
-        # Shuffling pair indices (scalars), not the pairs: the buffer stays
-        # small; reshuffled on every pass, also across new iterators.
-        order = order.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        # One permutation of the pair indices per pass, drawn from a seeded
+        # generator whose state lives with the dataset: every pass (also from
+        # a new iterator, as `fit` makes per epoch) gets a new order, and no
+        # shuffle buffer holds pairs or indices.
+        generator = tf.random.Generator.from_seed(seed)
+        order = (
+            tf.data.Dataset.from_tensors(tf.constant(0))
+            .map(lambda _: tf.argsort(generator.uniform([n])))
+            .unbatch()
+            .map(lambda index: tf.cast(index, tf.int64))
+        )
+    else:
+        order = tf.data.Dataset.range(n)
     lengths = element_lengths(encoded)
     boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
     sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
