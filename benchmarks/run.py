@@ -144,20 +144,18 @@ def parse_variant(text: str) -> tuple[int, bool]:
     return int(size), option == "jit"
 
 
-class EpochTimer:
-    """Keras callback collecting epoch durations (fit's own start and exit costs left out)."""
+def epoch_timer(times: list):
+    """Returns a Keras callback appending epoch durations to ``times`` (fit's own costs left out)."""
+    import keras
 
-    def __new__(cls, times: list):
-        import keras
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
 
-        class _Timer(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                self.start = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
 
-            def on_epoch_end(self, epoch, logs=None):
-                times.append(time.perf_counter() - self.start)
-
-        return _Timer()
+    return EpochTimer()
 
 
 def train_alternating(ref_model, ref_train, variants: dict, epochs: int, batch: int) -> list:
@@ -171,7 +169,7 @@ def train_alternating(ref_model, ref_train, variants: dict, epochs: int, batch: 
             epochs=1,
             shuffle=True,
             verbose=0,
-            callbacks=[EpochTimer(ref_times)],
+            callbacks=[epoch_timer(ref_times)],
         )
         line = [f"epoch {epoch + 1}: reference {ref_times[-1]:.1f}s"]
         for name, variant in variants.items():
@@ -180,7 +178,7 @@ def train_alternating(ref_model, ref_train, variants: dict, epochs: int, batch: 
                 epochs=1,
                 shuffle=False,
                 verbose=0,
-                callbacks=[EpochTimer(variant["times"])],
+                callbacks=[epoch_timer(variant["times"])],
             )
             line.append(f"seq2seq {name} {variant['times'][-1]:.1f}s")
         print(", ".join(line), file=sys.stderr)

@@ -55,16 +55,6 @@ class EncodedPairs:
     def target_lengths(self) -> np.ndarray:
         return np.diff(self.target_offsets)
 
-    @property
-    def source(self) -> list[np.ndarray]:
-        """One int32 array per pair (views into ``source_values``)."""
-        return np.split(self.source_values, self.source_offsets[1:-1])
-
-    @property
-    def target(self) -> list[np.ndarray]:
-        """One int32 array per pair (views into ``target_values``)."""
-        return np.split(self.target_values, self.target_offsets[1:-1])
-
     def max_target_length(self) -> int:
         """Returns the longest target, in tokens (0 when empty)."""
         return int(self.target_lengths.max()) if len(self) else 0
