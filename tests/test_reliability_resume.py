@@ -71,7 +71,10 @@ def replace(src, dst, *args, **kwargs):
     # The file of the commit of epoch `epoch` (1-based): written after the
     # commit for history.csv, before it for the others.
     if os.fspath(dst).endswith(where):
-        with open(os.path.join(os.path.dirname(dst), training.STATE_FILENAME)) as f:
+        directory = os.path.dirname(os.fspath(dst))
+        if os.path.basename(directory) == training.BACKUP_DIRNAME:  # the resume checkpoint
+            directory = os.path.dirname(directory)
+        with open(os.path.join(directory, training.STATE_FILENAME)) as f:
             committed = json.load(f)["epochs_done"]
         if committed == (epoch if where == training.HISTORY_FILENAME else epoch - 1):
             pause()
@@ -165,14 +168,16 @@ def _weights(path):
     return keras.saving.load_model(path, compile=False, safe_mode=True).get_weights()
 
 
-def test_sigkill_during_epoch_and_during_commit_resumes_to_same_weights(tmp_path):
+@pytest.mark.parametrize(
+    "kill_file", [".weights.h5", LAST_MODEL_FILENAME, STATE_FILENAME, HISTORY_FILENAME]
+)
+def test_sigkill_during_epoch_and_during_commit_resumes_to_same_weights(tmp_path, kill_file):
     train_file = tmp_path / "train.tsv"
     write_tsv(_pairs(), str(train_file))
     reference_dir, resumed_dir = tmp_path / "reference", tmp_path / "resumed"
     marker = tmp_path / "paused"
     rng = random.Random()
     kill_batch = rng.randrange(BATCHES_PER_EPOCH)
-    kill_file = rng.choice([".weights.h5", LAST_MODEL_FILENAME, STATE_FILENAME, HISTORY_FILENAME])
     draw = f"(kill points: epoch 2 batch {kill_batch + 1}; commit of epoch 3 at {kill_file})"
 
     reference = _start(_command(train_file, reference_dir))  # runs alongside the others
