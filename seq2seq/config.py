@@ -23,6 +23,7 @@ CELL_TYPES = ("lstm", "gru", "simple_rnn")
 SOURCE_INPUTS = ("onehot", "embedding", "features")
 TARGET_INPUTS = ("onehot", "embedding")
 TOKENIZER_NAMES = ("char", "word")
+DECODING_STRATEGIES = ("greedy", "beam", "sampling")
 MIN_VOCAB_SIZE = 4  # PAD, BOS, EOS, UNK
 
 
@@ -195,15 +196,53 @@ class DecodeConfig:
         max_length: Length cap of a decoded sequence, in tokens (EOS excluded).
         batch_size: Sentences decoded together.
         jit_compile: Compile the decoding loop with XLA.
+        strategy: "greedy", "beam" or "sampling" (``seq2seq.decoding``).
+        beam_size: Hypotheses kept per sentence by beam search.
+        n_best: Hypotheses returned per sentence: the best of the beam, or
+            independent samples; 1 for greedy.
+        length_penalty: Beam search ranks by log-probability divided by
+            ``((5 + length) / 6) ** length_penalty``; 0 ranks by log-probability.
+        sampling_temperature: Sampling draws from softmax(logits / temperature).
+        sampling_topk: Sampling draws among the k most probable tokens (0: all).
+        seed: Seed of sampling; the same seed gives the same samples.
     """
 
     max_length: int = 128
     batch_size: int = 256
     jit_compile: bool = False
+    strategy: str = "greedy"
+    beam_size: int = 4
+    n_best: int = 1
+    length_penalty: float = 0.0
+    sampling_temperature: float = 1.0
+    sampling_topk: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         _check_positive("decode.max_length", self.max_length)
         _check_positive("decode.batch_size", self.batch_size)
+        _check_choice("decode.strategy", self.strategy, DECODING_STRATEGIES)
+        _check_positive("decode.beam_size", self.beam_size)
+        _check_positive("decode.n_best", self.n_best)
+        _check_positive("decode.sampling_temperature", self.sampling_temperature)
+        if self.length_penalty < 0:
+            raise ConfigError(
+                "Expected a non-negative number for `decode.length_penalty`. "
+                f"Received: decode.length_penalty={self.length_penalty!r}"
+            )
+        if self.sampling_topk < 0:
+            raise ConfigError(
+                "Expected a non-negative integer for `decode.sampling_topk`. "
+                f"Received: decode.sampling_topk={self.sampling_topk!r}"
+            )
+        limit = {"greedy": 1, "beam": self.beam_size}.get(self.strategy)
+        if limit is not None and self.n_best > limit:
+            raise ConfigError(
+                f"Expected `decode.n_best` at most {limit} with decode.strategy="
+                f"{self.strategy!r}"
+                + (" (the beam size)" if self.strategy == "beam" else "")
+                + f". Received: decode.n_best={self.n_best}"
+            )
 
 
 @dataclasses.dataclass
@@ -219,6 +258,15 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Returns the configuration as plain JSON-compatible data."""
         return dataclasses.asdict(self)
+
+    def with_decode(self, overrides: dict[str, Any]) -> Config:
+        """Returns a copy with the ``decode`` fields in ``overrides`` replaced.
+
+        Raises:
+            ConfigError: naming the unknown key or bad value (``decode.beam_size``).
+        """
+        decode = {**dataclasses.asdict(self.decode), **overrides}
+        return dataclasses.replace(self, decode=build_dataclass(DecodeConfig, decode, "decode."))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> Config:

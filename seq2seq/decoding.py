@@ -9,7 +9,9 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
-from seq2seq.model import build_inference_graph
+from seq2seq.beam_search import NEG_INF, beam_search, split_beams, tile_beams
+from seq2seq.config import DecodeConfig
+from seq2seq.model import build_inference_graph, output_logits
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID
 
 # step_fn(tokens [batch] int32, states) -> (logits [batch, vocab], new_states)
@@ -17,13 +19,14 @@ StepFn = Callable[[Any, Any], tuple[Any, Any]]
 
 
 class DecodeResult(NamedTuple):
-    """Decoded sequences of a batch.
+    """Decoded hypotheses of a batch, ``n`` per sentence, best first.
 
     Attributes:
-        ids: int32 [batch, max_length], tokens before EOS, PAD_ID after.
-        lengths: int32 [batch], number of tokens before EOS (max_length if none).
-        scores: float32 [batch], sum of the log-probabilities of the chosen
-            tokens, EOS included.
+        ids: int32 [batch, n, max_length], tokens before EOS, PAD_ID after.
+        lengths: int32 [batch, n], number of tokens before EOS (max_length if none).
+        scores: float32 [batch, n], sum of the log-probabilities of the chosen
+            tokens under the model, EOS included (the forced-decoding score of
+            the hypothesis, whatever the strategy ranked by).
     """
 
     ids: Any
@@ -38,6 +41,11 @@ def write_column(buffer, t, values):
     return buffer * (1 - at_t) + at_t * ops.cast(values, buffer.dtype)[:, None]
 
 
+def argmax_tokens(logits, t):
+    """Greedy choice: the most probable token of every row of ``logits`` [batch, vocab]."""
+    return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
+
 def greedy_search(
     step_fn: StepFn,
     initial_states,
@@ -46,8 +54,9 @@ def greedy_search(
     bos_id: int = BOS_ID,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
+    choose: Callable[[Any, Any], Any] = argmax_tokens,
 ) -> DecodeResult:
-    """Greedy decoding of a whole batch in one ``while_loop``.
+    """Token-by-token decoding of a whole batch in one ``while_loop``, one hypothesis each.
 
     Each sequence stops at its first EOS; the loop stops when every sequence
     has finished or after ``max_length`` steps.
@@ -60,9 +69,12 @@ def greedy_search(
         bos_id: id fed at the first step.
         eos_id: id that ends a sequence.
         pad_id: id written after the end of a sequence.
+        choose: ``(logits [batch, vocab] float32, t) -> tokens [batch] int32``;
+            ``argmax_tokens`` by default, a sampler for sampling.
 
     Returns:
-        ``DecodeResult``.
+        ``DecodeResult`` with ids [batch, max_length], lengths and scores [batch]
+        (no hypothesis axis).
     """
     tokens = ops.full((batch_size,), bos_id, dtype="int32")
     ids = ops.full((batch_size, max_length), pad_id, dtype="int32")
@@ -77,7 +89,7 @@ def greedy_search(
     def body(t, tokens, states, ids, finished, lengths, scores):
         logits, states = step_fn(tokens, states)
         logits = ops.cast(logits, "float32")
-        next_tokens = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        next_tokens = choose(logits, t)
         log_probs = ops.log_softmax(logits, axis=-1)
         chosen = ops.take_along_axis(log_probs, next_tokens[:, None], axis=-1)[:, 0]
         alive = ops.logical_not(finished)
@@ -94,14 +106,87 @@ def greedy_search(
     return DecodeResult(ids=ids, lengths=lengths, scores=scores)
 
 
+def hash_uint32(x):
+    """A bijective integer hash of uint32 ``x`` (any shape), as a counter-based random source."""
+    for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
+        x = ops.bitwise_xor(x, ops.right_shift(x, shift))
+        x = ops.multiply(x, ops.convert_to_tensor(multiplier, "uint32"))
+    return ops.bitwise_xor(x, ops.right_shift(x, 16))
+
+
+def uniform_noise(seed: int, t, shape):
+    """Uniform floats in (0, 1) of ``shape`` [rows, cols], a pure function of ``(seed, t)``.
+
+    Stateless, so a compiled loop gives the same draws on every run and backend.
+    """
+    rows, cols = shape
+    counter = ops.cast(ops.arange(rows)[:, None] * cols + ops.arange(cols)[None, :], "uint32")
+    key = hash_uint32(
+        ops.cast(ops.convert_to_tensor(seed % 2**32, "int64"), "uint32")
+        + hash_uint32(ops.cast(t, "uint32") + ops.convert_to_tensor(0x9E3779B9, "uint32"))
+    )
+    bits = ops.right_shift(hash_uint32(counter + key), 8)  # 24 random bits
+    return (ops.cast(bits, "float32") + 0.5) / float(2**24)
+
+
+def sampling_chooser(temperature: float, top_k: int, seed: int):
+    """Returns a ``choose`` function that samples from softmax(logits / temperature).
+
+    With ``top_k > 0`` only the ``top_k`` most probable tokens can be drawn.
+    Sampling uses the Gumbel-max trick on ``uniform_noise(seed, t)``.
+    """
+
+    def choose(logits, t):
+        scaled = logits / temperature
+        if top_k:
+            kth = ops.top_k(scaled, top_k)[0][:, -1:]
+            scaled = ops.where(scaled < kth, NEG_INF, scaled)
+        shape = ops.shape(scaled)
+        gumbel = -ops.log(-ops.log(uniform_noise(seed, t, (shape[0], shape[1]))))
+        return ops.cast(ops.argmax(scaled + gumbel, axis=-1), "int32")
+
+    return choose
+
+
+def sequence_log_probs(logits, targets):
+    """Log-probability of each target sequence under teacher-forced ``logits``.
+
+    Like decoding, it uses ``output_logits``: PAD and BOS are never outputs.
+
+    Args:
+        logits: float [batch, time, vocab], the model's output for BOS + target.
+        targets: int [batch, time], target + EOS, PAD_ID padded (padding ignored).
+
+    Returns:
+        float32 [batch], the sum of the target tokens' log-probabilities.
+    """
+    log_probs = ops.log_softmax(output_logits(logits), axis=-1)
+    targets = ops.cast(targets, "int32")
+    picked = ops.take_along_axis(log_probs, targets[:, :, None], axis=-1)[:, :, 0]
+    return ops.sum(ops.where(ops.not_equal(targets, PAD_ID), picked, 0.0), axis=1)
+
+
+def _with_hypothesis_axis(result: DecodeResult) -> DecodeResult:
+    return DecodeResult(*(ops.expand_dims(x, 1) for x in result))
+
+
 class DecodingStrategy(abc.ABC):
-    """A way to turn decoder steps into output sequences."""
+    """A way to turn decoder steps into output sequences.
+
+    Attributes:
+        num_hypotheses: hypotheses returned per sentence.
+    """
 
     name: str = ""
+    num_hypotheses: int = 1
 
     @abc.abstractmethod
     def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
-        """Decodes a batch (see ``greedy_search`` for the arguments)."""
+        """Decodes a batch (see ``greedy_search`` for the arguments).
+
+        Returns:
+            ``DecodeResult`` with a hypothesis axis: ids [batch, n, max_length].
+        """
 
     @staticmethod
     def from_params(name: str = "greedy", **params) -> DecodingStrategy:
@@ -112,6 +197,18 @@ class DecodingStrategy(abc.ABC):
             )
         return STRATEGIES[name](**params)
 
+    @staticmethod
+    def from_config(config: DecodeConfig) -> DecodingStrategy:
+        """Returns the strategy ``config`` asks for (see ``DecodeConfig.strategy``)."""
+        name = config.strategy
+        if name == "beam":
+            return BeamSearch(config.beam_size, config.n_best, config.length_penalty)
+        if name == "sampling":
+            return RandomSampling(
+                config.sampling_temperature, config.sampling_topk, config.seed, config.n_best
+            )
+        return GreedySearch()
+
 
 class GreedySearch(DecodingStrategy):
     """Takes the most probable token at every step."""
@@ -119,10 +216,91 @@ class GreedySearch(DecodingStrategy):
     name = "greedy"
 
     def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
-        return greedy_search(step_fn, initial_states, batch_size, max_length)
+        return _with_hypothesis_axis(greedy_search(step_fn, initial_states, batch_size, max_length))
 
 
-STRATEGIES: dict[str, type[DecodingStrategy]] = {"greedy": GreedySearch}
+class BeamSearch(DecodingStrategy):
+    """Keeps the ``beam_size`` best hypotheses per sentence (see ``seq2seq.beam_search``).
+
+    Args:
+        beam_size: hypotheses kept per sentence.
+        n_best: hypotheses returned per sentence, best first (at most ``beam_size``).
+        length_penalty: GNMT length penalty exponent alpha (0: plain log-probability).
+    """
+
+    name = "beam"
+
+    def __init__(self, beam_size: int = 4, n_best: int = 1, length_penalty: float = 0.0):
+        if beam_size < 1:
+            raise ValueError(f"Expected a positive `beam_size`. Received: beam_size={beam_size}")
+        if not 1 <= n_best <= beam_size:
+            raise ValueError(
+                f"Expected `n_best` between 1 and beam_size={beam_size}. Received: n_best={n_best}"
+            )
+        if length_penalty < 0:
+            raise ValueError(
+                "Expected a non-negative `length_penalty`. "
+                f"Received: length_penalty={length_penalty}"
+            )
+        self.beam_size = beam_size
+        self.num_hypotheses = n_best
+        self.length_penalty = length_penalty
+
+    def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
+        state = beam_search(
+            step_fn, initial_states, batch_size, max_length, self.beam_size, self.length_penalty
+        )
+        n = self.num_hypotheses
+        return DecodeResult(
+            ids=state.ids[:, :n], lengths=state.lengths[:, :n], scores=state.log_probs[:, :n]
+        )
+
+
+class RandomSampling(DecodingStrategy):
+    """Draws every token from the model's distribution, ``n`` independent samples per sentence.
+
+    Args:
+        temperature: divides the logits (below 1 sharper, above 1 flatter).
+        top_k: draw among the ``top_k`` most probable tokens only (0: all).
+        seed: the same seed gives the same samples for the same batch.
+        num_samples: samples per sentence, returned in draw order.
+    """
+
+    name = "sampling"
+
+    def __init__(
+        self, temperature: float = 1.0, top_k: int = 0, seed: int = 0, num_samples: int = 1
+    ):
+        if temperature <= 0:
+            raise ValueError(
+                f"Expected a positive `temperature`. Received: temperature={temperature}"
+            )
+        if top_k < 0 or num_samples < 1:
+            raise ValueError(
+                "Expected top_k >= 0 and num_samples >= 1. "
+                f"Received: top_k={top_k}, num_samples={num_samples}"
+            )
+        self.temperature = temperature
+        self.top_k = top_k
+        self.seed = seed
+        self.num_hypotheses = num_samples
+
+    def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
+        n = self.num_hypotheses
+        states = keras.tree.map_structure(lambda s: tile_beams(s, n), initial_states)
+        result = greedy_search(
+            step_fn,
+            states,
+            batch_size * n,
+            max_length,
+            choose=sampling_chooser(self.temperature, self.top_k, self.seed),
+        )
+        return DecodeResult(*(split_beams(x, n) for x in result))
+
+
+STRATEGIES: dict[str, type[DecodingStrategy]] = {
+    cls.name: cls for cls in (GreedySearch, BeamSearch, RandomSampling)
+}
 
 
 class DecodingModel(keras.Model):
@@ -143,7 +321,8 @@ class DecodingModel(keras.Model):
         source: int ids [batch, src_time] or features [batch, src_time, features].
 
     Returns:
-        dict with "ids" [batch, max_length], "lengths" [batch], "scores" [batch].
+        dict with "ids" [batch, n, max_length], "lengths" [batch, n] and
+        "scores" [batch, n], ``n`` the strategy's ``num_hypotheses``.
     """
 
     def __init__(
@@ -166,7 +345,34 @@ class DecodingModel(keras.Model):
     def call(self, source):
         initial_states = self.bridge(self.encoder(source, training=False).states)
         batch_size = ops.shape(source)[0]
-        result = self.strategy.decode(
-            self.decoder.step, initial_states, batch_size, self.max_length
-        )
+
+        def step(tokens, states):
+            logits, states = self.decoder.step(tokens, states)
+            return output_logits(logits), states
+
+        result = self.strategy.decode(step, initial_states, batch_size, self.max_length)
         return result._asdict()
+
+
+class ScoringModel(keras.Model):
+    """Forced decoding: the log-probability of given targets, one compiled call per batch.
+
+    Shares the weights of ``seq2seq_model``; call it through ``predict_on_batch``.
+
+    Call arguments:
+        inputs: dict with "source" and "decoder_input" as for ``Seq2Seq`` and
+            "target" int [batch, tgt_time] (target + EOS, PAD_ID padded).
+
+    Returns:
+        float32 [batch], ``sequence_log_probs`` of the targets.
+    """
+
+    def __init__(self, seq2seq_model, **kwargs):
+        super().__init__(**kwargs)
+        self.seq2seq = seq2seq_model
+
+    def call(self, inputs):
+        logits = self.seq2seq(
+            {"source": inputs["source"], "decoder_input": inputs["decoder_input"]}, training=False
+        )
+        return sequence_log_probs(logits, inputs["target"])

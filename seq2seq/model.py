@@ -10,10 +10,13 @@ from keras import ops
 
 from seq2seq.config import ModelConfig, build_dataclass
 from seq2seq.layers import ConcatBridge, Decoder, Encoder, state_count
+from seq2seq.vocab import BOS_ID, PAD_ID
 
 ENCODER_NAME = "encoder"
 BRIDGE_NAME = "bridge"
 DECODER_NAME = "decoder"
+# Logit given to tokens a model never outputs (float32 logits only).
+OUTPUT_MASK_VALUE = -1e9
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -136,6 +139,18 @@ def unflatten_states(flat, num_layers: int, cell: str) -> tuple:
     return tuple(tuple(flat[i * n : (i + 1) * n]) for i in range(num_layers))
 
 
+def output_logits(logits):
+    """Returns float32 ``logits`` [..., vocab] with PAD and BOS made impossible.
+
+    A model never has to write PAD or BOS (training targets hold neither), so
+    decoding and scoring both use the distribution over the other tokens.
+    """
+    vocab = ops.shape(logits)[-1]
+    ids = ops.arange(vocab, dtype="int32")
+    never = ops.logical_or(ops.equal(ids, PAD_ID), ops.equal(ids, BOS_ID))
+    return ops.where(never, OUTPUT_MASK_VALUE, ops.cast(logits, "float32"))
+
+
 class EncoderModel(keras.Model):
     """Inference encoder: source -> the decoder's initial states (flat list).
 
@@ -160,7 +175,8 @@ class EncoderModel(keras.Model):
 class StepModel(keras.Model):
     """Inference decoder step: previous token + states -> next-token probabilities + states.
 
-    Shares the trained decoder layer (its cells and projection).
+    Shares the trained decoder layer (its cells and projection). The
+    probabilities are those of ``output_logits``: PAD and BOS get 0.
 
     Call arguments:
         inputs: list ``[tokens, *states]``: tokens int [batch], states the flat
@@ -179,7 +195,7 @@ class StepModel(keras.Model):
         tokens, flat = inputs[0], list(inputs[1:])
         states = unflatten_states(flat, self.decoder.num_layers, self.decoder.cell)
         logits, new_states = self.decoder.step(tokens, states)
-        return [ops.softmax(logits, axis=-1), *flatten_states(new_states)]
+        return [ops.softmax(output_logits(logits), axis=-1), *flatten_states(new_states)]
 
 
 class InferenceGraph(NamedTuple):

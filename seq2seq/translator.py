@@ -17,9 +17,9 @@ from seq2seq.checkpoint import (
 )
 from seq2seq.config import CONFIG_FILENAME, Config
 from seq2seq.data import pad_batch
-from seq2seq.decoding import DecodingModel, DecodingStrategy
+from seq2seq.decoding import DecodingModel, DecodingStrategy, ScoringModel
 from seq2seq.model import Seq2Seq, build_inference_graph
-from seq2seq.vocab import Vocabulary
+from seq2seq.vocab import BOS_ID, EOS_ID, Vocabulary
 
 # Padded source lengths are rounded up to this multiple, to bound the number
 # of compiled graph variants.
@@ -70,7 +70,8 @@ class Translator:
         source_vocab: source vocabulary.
         target_vocab: target vocabulary.
         config: the model directory's ``Config`` (decode settings, length limits).
-        strategy: decoding strategy name ("greedy").
+        strategy: a ``DecodingStrategy``; by default the one ``config.decode``
+            names (``DecodingStrategy.from_config``).
         long_input: what to do with a source longer than the model's
             ``data.max_source_length``: "truncate" it (one warning per call
             lists them) or raise ``LongInputError`` ("error").
@@ -86,7 +87,7 @@ class Translator:
         source_vocab: Vocabulary,
         target_vocab: Vocabulary,
         config: Config,
-        strategy: str = "greedy",
+        strategy: DecodingStrategy | None = None,
         long_input: str = "truncate",
     ):
         if long_input not in LONG_INPUT_CHOICES:
@@ -101,15 +102,23 @@ class Translator:
         self.config = config
         self.long_input = long_input
         self.inference_graph = build_inference_graph(model)
+        self.strategy = strategy or DecodingStrategy.from_config(config.decode)
         self._decoding_model = DecodingModel(
             model,
-            DecodingStrategy.from_params(strategy),
+            self.strategy,
             config.decode.max_length,
             jit_compile=config.decode.jit_compile,
         )
+        self._scoring_model = ScoringModel(model)
 
     @classmethod
-    def load(cls, model_dir: str, filename: str = BEST_MODEL_FILENAME, **kwargs) -> Translator:
+    def load(
+        cls,
+        model_dir: str,
+        filename: str = BEST_MODEL_FILENAME,
+        decode_overrides: dict | None = None,
+        **kwargs,
+    ) -> Translator:
         """Loads config, vocabularies and model from ``model_dir``.
 
         Nothing in the directory can run code: config and vocabularies are
@@ -119,17 +128,21 @@ class Translator:
         Args:
             model_dir: a directory written by ``train``.
             filename: the model file in it (``model.keras``, or ``last.keras``).
+            decode_overrides: ``DecodeConfig`` fields to change for this
+                translator, e.g. ``{"strategy": "beam", "beam_size": 5}``.
             **kwargs: passed to the constructor (``strategy``, ``long_input``).
 
         Raises:
             FileNotFoundError: naming the missing file.
             ConfigError: naming ``config.json`` when it is invalid or newer
-                than this version of seq2seq.
+                than this version of seq2seq, or the bad ``decode_overrides`` key.
             VocabularyError: naming the vocabulary file that is invalid.
             ModelFileError: naming the model file that cannot be loaded, or
                 the files that do not fit together.
         """
         config = Config.load(model_dir)
+        if decode_overrides:
+            config = config.with_decode(decode_overrides)
         source_vocab = Vocabulary.load(os.path.join(model_dir, SOURCE_VOCAB_FILENAME))
         target_vocab = Vocabulary.load(os.path.join(model_dir, TARGET_VOCAB_FILENAME))
         path = os.path.join(model_dir, filename)
@@ -190,29 +203,82 @@ class Translator:
         """Decodes one padded batch of source ids [batch, src_time] in one compiled call.
 
         Returns:
-            dict of numpy arrays "ids" [batch, max_length], "lengths" [batch],
-            "scores" [batch].
+            dict of numpy arrays "ids" [batch, n, max_length], "lengths"
+            [batch, n], "scores" [batch, n]; ``n`` hypotheses per sentence.
         """
         return self._decoding_model.predict_on_batch(source)
 
-    def translate_detailed(
+    def translate_nbest(
         self, sentences: Sequence[str], batch_size: int | None = None
-    ) -> list[Translation]:
-        """Translates ``sentences`` and returns text, ids and score for each, in order."""
+    ) -> list[list[Translation]]:
+        """Translates ``sentences``; returns the strategy's hypotheses for each, in order.
+
+        Beam search gives its ``n_best`` best hypotheses (best first), sampling
+        its ``n_best`` samples, greedy search one.
+        """
         batch_size = batch_size or self.config.decode.batch_size
         encoded = self.encode_sources(sentences)
         # Sorting by length keeps padding low; results go back to input order.
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-        results: list[Translation | None] = [None] * len(encoded)
+        results: list[list[Translation]] = [[] for _ in encoded]
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             out = self.decode_ids(pad_batch([encoded[i] for i in chunk], SOURCE_LENGTH_MULTIPLE))
             for row, index in enumerate(chunk):
-                ids = out["ids"][row, : out["lengths"][row]].tolist()
-                results[index] = Translation(
-                    text=self.target_vocab.decode(ids), ids=ids, score=float(out["scores"][row])
-                )
+                for ids, length, score in zip(
+                    out["ids"][row], out["lengths"][row], out["scores"][row], strict=True
+                ):
+                    ids = ids[:length].tolist()
+                    results[index].append(
+                        Translation(self.target_vocab.decode(ids), ids, float(score))
+                    )
         return results
+
+    def translate_detailed(
+        self, sentences: Sequence[str], batch_size: int | None = None
+    ) -> list[Translation]:
+        """Translates ``sentences`` and returns text, ids and score of the best, in order."""
+        return [hypotheses[0] for hypotheses in self.translate_nbest(sentences, batch_size)]
+
+    def score(
+        self, sources: Sequence[str], targets: Sequence[str], batch_size: int | None = None
+    ) -> list[float]:
+        """Forced decoding: the log-probability of each target given its source, in order.
+
+        The sum over the target's tokens and EOS of their log-probabilities,
+        as in ``Translation.score``. Sources follow ``long_input``; targets
+        longer than ``decode.max_length`` are scored whole.
+
+        Raises:
+            ValueError: when the two lists differ in length.
+        """
+        if len(sources) != len(targets):
+            raise ValueError(
+                f"Expected as many targets as sources. Received: {len(sources)} sources "
+                f"and {len(targets)} targets"
+            )
+        for index, target in enumerate(targets):
+            if not isinstance(target, str):
+                raise TypeError(f"Expected target strings. Received at index {index}: {target!r}")
+        batch_size = batch_size or self.config.decode.batch_size
+        encoded = self.encode_sources(sources)
+        target_ids = [self.target_vocab.encode(t) for t in targets]
+        order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i]), len(target_ids[i])))
+        scores = [0.0] * len(encoded)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = {
+                "source": pad_batch([encoded[i] for i in chunk], SOURCE_LENGTH_MULTIPLE),
+                "decoder_input": pad_batch(
+                    [[BOS_ID, *target_ids[i]] for i in chunk], SOURCE_LENGTH_MULTIPLE
+                ),
+            }
+            expected = pad_batch([[*target_ids[i], EOS_ID] for i in chunk], SOURCE_LENGTH_MULTIPLE)
+            batch["target"] = expected
+            values = self._scoring_model.predict_on_batch(batch)
+            for row, value in zip(chunk, values, strict=True):
+                scores[row] = float(value)
+        return scores
 
     def normalize_target(self, text: str) -> str:
         """Returns ``text`` as the target tokenizer would write it back (e.g. single spaces)."""

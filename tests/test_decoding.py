@@ -1,15 +1,21 @@
-"""Greedy decoding: scripted logits, equality with a naive loop, save -> load."""
+"""Decoding strategies on scripted logits and small models: greedy, beam, sampling, scoring."""
 
 import keras
 import numpy as np
 import pytest
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import ConfigError, DecodeConfig, ModelConfig
+from seq2seq.data import pad_batch
 from seq2seq.decoding import (
+    BeamSearch,
     DecodingModel,
     DecodingStrategy,
     GreedySearch,
+    RandomSampling,
+    ScoringModel,
     greedy_search,
+    sequence_log_probs,
+    uniform_noise,
     write_column,
 )
 from seq2seq.model import build_inference_graph, build_model
@@ -107,8 +113,8 @@ def test_compiled_greedy_equals_naive_step_loop(cell, bidirectional):
     decoded = DecodingModel(model, GreedySearch(), max_length=6).predict_on_batch(source)
     expected = _naive_greedy(model, source, max_length=6)
     for row, ids in enumerate(expected):
-        assert decoded["lengths"][row] == len(ids)
-        assert decoded["ids"][row, : len(ids)].tolist() == ids
+        assert decoded["lengths"][row, 0] == len(ids)
+        assert decoded["ids"][row, 0, : len(ids)].tolist() == ids
 
 
 def test_xla_compiled_greedy_equals_graph_greedy():
@@ -131,3 +137,147 @@ def test_greedy_output_identical_after_save_and_load(tmp_path):
     for key in ("ids", "lengths"):
         np.testing.assert_array_equal(before[key], after[key])
     np.testing.assert_allclose(before["scores"], after["scores"], atol=1e-6)
+
+
+def _forced_scores(model, source, ids, lengths, max_length):
+    """Forced-decoding log-probabilities of hypotheses ids [batch, n, time].
+
+    A hypothesis shorter than ``max_length`` ended with EOS, which counts in its
+    score; one at the cap did not.
+    """
+    batch, n, _ = ids.shape
+    rows = [ids[b, k, : lengths[b, k]].tolist() for b in range(batch) for k in range(n)]
+    targets = [r if len(r) == max_length else [*r, EOS_ID] for r in rows]
+    inputs = {
+        "source": np.repeat(source, n, axis=0),
+        "decoder_input": pad_batch([[BOS_ID, *t[:-1]] for t in targets]),
+        "target": pad_batch(targets),
+    }
+    return ScoringModel(model).predict_on_batch(inputs).reshape(batch, n)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True), (2, False), (1, True)])
+def test_beam_hypotheses_score_as_forced_decoding(cell, layers, bidirectional):
+    # Wrongly gathered states (any cell, depth, direction) would break this equality.
+    keras.utils.set_random_seed(4)
+    config = ModelConfig(cell=cell, units=8, layers=layers, bidirectional=bidirectional)
+    model = build_model(config, source_vocab_size=12, target_vocab_size=VOCAB)
+    bias = np.linspace(-0.5, 0.5, VOCAB)
+    bias[EOS_ID] = 0.8  # so that hypotheses end at different lengths
+    model.decoder.projection.bias.assign(bias.astype("float32"))
+    source = np.array([[4, 5, 6, 7], [8, 9, 0, 0], [10, 0, 0, 0]], "int32")
+    out = DecodingModel(model, BeamSearch(beam_size=3, n_best=3), 6).predict_on_batch(source)
+    assert out["ids"].shape == (3, 3, 6)
+    assert len(np.unique(out["lengths"])) > 1, out["lengths"]
+    forced = _forced_scores(model, source, out["ids"], out["lengths"], 6)
+    np.testing.assert_allclose(out["scores"], forced, atol=1e-4)
+    assert (np.diff(out["scores"], axis=1) <= 1e-6).all()  # n-best sorted, best first
+
+
+def test_compiled_beam_of_one_equals_greedy_and_xla_equals_graph():
+    model = _trained_like_model("lstm", True)
+    source = np.array([[4, 5, 6, 7], [8, 9, 0, 0], [10, 11, 4, 0]], "int32")
+    greedy = DecodingModel(model, GreedySearch(), 6).predict_on_batch(source)
+    beam1 = DecodingModel(model, BeamSearch(beam_size=1), 6).predict_on_batch(source)
+    for key in ("ids", "lengths"):
+        np.testing.assert_array_equal(greedy[key], beam1[key])
+    np.testing.assert_allclose(greedy["scores"], beam1["scores"], atol=1e-5)
+    graph = DecodingModel(model, BeamSearch(beam_size=4), 6).predict_on_batch(source)
+    xla = DecodingModel(model, BeamSearch(beam_size=4), 6, jit_compile=True).predict_on_batch(
+        source
+    )
+    np.testing.assert_array_equal(graph["ids"], xla["ids"])
+    assert (graph["scores"] >= greedy["scores"] - 1e-5).all()  # beam never does worse here
+
+
+def _one_step_distribution(probabilities):
+    """A scripted step whose logits are log(probabilities) at every step."""
+    logits = keras.ops.convert_to_tensor(np.log(np.asarray(probabilities, "float32")))
+
+    def step(tokens, states):
+        return keras.ops.broadcast_to(logits, (keras.ops.shape(tokens)[0], VOCAB)), states
+
+    return step
+
+
+def test_sampling_draws_from_the_distribution_seeded():
+    p = np.array([0.0001, 0.0001, 0.2, 0.1, 0.4, 0.3, 0.0001, 0.0001])
+    p = p / p.sum()
+    step, init = _one_step_distribution(p), (keras.ops.zeros((4000, 1)),)
+    first = RandomSampling(seed=11).decode(step, init, 4000, 1)
+    tokens = np.where(_np(first.lengths)[:, 0] == 0, EOS_ID, _np(first.ids)[:, 0, 0])
+    frequencies = np.bincount(tokens, minlength=VOCAB) / 4000
+    np.testing.assert_allclose(frequencies, p, atol=0.03)
+    again = RandomSampling(seed=11).decode(step, init, 4000, 1)
+    np.testing.assert_array_equal(_np(first.ids), _np(again.ids))
+    other = RandomSampling(seed=12).decode(step, init, 4000, 1)
+    assert (_np(first.ids) != _np(other.ids)).any()
+    # top-k 2 keeps tokens 4 and 5 only; a low temperature concentrates on token 4.
+    top2 = RandomSampling(top_k=2, seed=3).decode(step, init, 4000, 1)
+    assert set(np.unique(_np(top2.ids)[:, 0, 0])) == {4, 5}
+    cold = RandomSampling(temperature=0.05, seed=3).decode(step, init, 4000, 1)
+    assert (_np(cold.ids)[:, 0, 0] == 4).mean() > 0.99
+
+
+def test_uniform_noise_is_uniform_and_a_function_of_seed_and_step():
+    u = _np(uniform_noise(5, 3, (100, 50)))
+    assert 0.0 < u.min() and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
+    np.testing.assert_array_equal(u, _np(uniform_noise(5, 3, (100, 50))))
+    assert (u != _np(uniform_noise(5, 4, (100, 50)))).mean() > 0.99
+    assert (u != _np(uniform_noise(6, 3, (100, 50)))).mean() > 0.99
+
+
+def test_sampling_on_a_model_returns_n_samples_scored_by_the_model():
+    model = _trained_like_model("gru", False)
+    source = np.array([[4, 5, 6, 7], [8, 9, 0, 0]], "int32")
+    strategy = RandomSampling(temperature=1.5, seed=2, num_samples=5)
+    out = DecodingModel(model, strategy, 6).predict_on_batch(source)
+    assert out["ids"].shape == (2, 5, 6)
+    assert len({tuple(r) for r in out["ids"].reshape(10, 6).tolist()}) > 2
+    assert len(np.unique(out["lengths"])) > 1, out["lengths"]
+    forced = _forced_scores(model, source, out["ids"], out["lengths"], 6)
+    np.testing.assert_allclose(out["scores"], forced, atol=1e-4)
+
+
+def test_sequence_log_probs_ignores_padding_and_never_outputs_pad_or_bos():
+    # Vocabulary PAD, BOS, EOS, A, B: PAD and BOS are taken out of the distribution.
+    step = np.log(np.array([0.2, 0.2, 0.3, 0.2, 0.1], "float32"))
+    logits = np.stack([step, step, step])[None]  # [1, 3, 5]
+    out = _np(sequence_log_probs(logits, np.array([[3, EOS_ID, PAD_ID]])))
+    np.testing.assert_allclose(out, [np.log(0.2 / 0.6) + np.log(0.3 / 0.6)], atol=1e-6)
+
+
+def test_decoding_never_writes_pad_or_bos():
+    model = _trained_like_model("gru", False)
+    bias = np.zeros(VOCAB, "float32")
+    bias[[PAD_ID, BOS_ID]] = 50.0  # an untrained model could favour them
+    model.decoder.projection.bias.assign(bias)
+    source = np.array([[4, 5, 6, 7], [8, 9, 0, 0]], "int32")
+    for strategy in (GreedySearch(), BeamSearch(3, 3), RandomSampling(num_samples=3)):
+        out = DecodingModel(model, strategy, 6).predict_on_batch(source)
+        for b, k in np.ndindex(out["lengths"].shape):
+            written = out["ids"][b, k, : out["lengths"][b, k]]
+            assert not np.isin(written, [PAD_ID, BOS_ID]).any(), strategy.name
+
+
+def test_strategy_from_config():
+    assert isinstance(DecodingStrategy.from_config(DecodeConfig()), GreedySearch)
+    beam = DecodingStrategy.from_config(DecodeConfig(strategy="beam", beam_size=5, n_best=2))
+    assert isinstance(beam, BeamSearch) and (beam.beam_size, beam.num_hypotheses) == (5, 2)
+    sampling = DecodingStrategy.from_config(
+        DecodeConfig(strategy="sampling", sampling_topk=3, seed=9, n_best=4)
+    )
+    assert isinstance(sampling, RandomSampling)
+    assert (sampling.top_k, sampling.seed, sampling.num_hypotheses) == (3, 9, 4)
+    with pytest.raises(ConfigError, match="decode.n_best"):
+        DecodeConfig(strategy="beam", beam_size=2, n_best=3)
+    with pytest.raises(ConfigError, match="decode.n_best"):
+        DecodeConfig(n_best=2)
+    with pytest.raises(ConfigError, match="decode.strategy"):
+        DecodeConfig(strategy="top")
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)

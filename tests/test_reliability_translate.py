@@ -52,9 +52,9 @@ def test_results_come_back_in_input_order(translator, monkeypatch):
     # An echo decoder (output ids = source ids) makes order visible exactly.
     def echo(source):
         return {
-            "ids": source,
-            "lengths": (source != 0).sum(axis=1),
-            "scores": np.zeros(len(source)),
+            "ids": source[:, None],
+            "lengths": (source != 0).sum(axis=1)[:, None],
+            "scores": np.zeros((len(source), 1)),
         }
 
     monkeypatch.setattr(translator, "decode_ids", echo)
