@@ -22,12 +22,12 @@ def evaluate(
     """Scores ``translator`` on ``pairs``.
 
     Loss and token accuracy are teacher-forced, over real target tokens (EOS
-    included); exact match, BLEU and chrF compare greedy translations with the
-    references (each reference normalised by its tokenizer, e.g. whitespace for
+    included); exact match, BLEU and chrF compare the translations of the
+    translator's decoding strategy (its best hypothesis) with the references (each reference normalised by its tokenizer, e.g. whitespace for
     word level).
 
     Returns:
-        dict with num_examples, loss, perplexity, token_accuracy,
+        dict with num_examples, strategy, loss, perplexity, token_accuracy,
         teacher_forced_exact_match, exact_match, bleu, chrf, bleu_tokenize,
         num_scored_teacher_forced (pairs within the length limits).
     """
@@ -38,7 +38,7 @@ def evaluate(
     hypotheses = translator.translate(sources, batch_size=batch_size)
     exact = sum(h == r for h, r in zip(hypotheses, references, strict=True))
 
-    result = {"num_examples": len(pairs)}
+    result = {"num_examples": len(pairs), "strategy": translator.strategy.name}
     encoded, report = encode_pairs(
         pairs,
         translator.source_vocab,

@@ -7,9 +7,18 @@ import json
 from absl import app, flags
 
 from seq2seq import tasks
-from seq2seq.cli.common import FLAGS, define_on_bad_line, fail, setup_logging, user_errors
+from seq2seq.cli.common import (
+    FLAGS,
+    decode_overrides,
+    define_decoding_flags,
+    define_on_bad_line,
+    fail,
+    setup_logging,
+    user_errors,
+)
 
 define_on_bad_line()
+define_decoding_flags()
 flags.DEFINE_string("test_file", None, "Held-out pairs: TSV (source TAB target).")
 flags.DEFINE_enum("task", None, list(tasks.TASK_NAMES), "Score on a built-in task's test split.")
 
@@ -31,7 +40,7 @@ def main(argv: list[str]) -> None:
             pairs, _ = read_tsv(FLAGS.test_file, on_bad_line=FLAGS.on_bad_line)
         else:
             pairs = tasks.get_task(FLAGS.task).test
-        translator = Translator.load(FLAGS.model_dir)
+        translator = Translator.load(FLAGS.model_dir, decode_overrides=decode_overrides())
         scores = evaluate(translator, pairs, batch_size=FLAGS.batch_size)
     except user_errors() as error:
         fail(str(error))

@@ -13,11 +13,19 @@ from absl import app, flags, logging
 
 from seq2seq import config as config_lib
 from seq2seq import tasks
-from seq2seq.cli.common import FLAGS, define_on_bad_line, fail, setup_logging, user_errors
+from seq2seq.cli.common import (
+    FLAGS,
+    define_on_bad_line,
+    define_seed,
+    fail,
+    setup_logging,
+    user_errors,
+)
 from seq2seq.readers import MAX_REPORTED_LINES, ReadReport, read_aligned, read_tsv
 from seq2seq.vocab import get_tokenizer
 
 define_on_bad_line()
+define_seed()
 flags.DEFINE_string("train_file", None, "Training pairs: TSV (source TAB target).")
 flags.DEFINE_string("valid_file", None, "Validation pairs: TSV (default: hold some out).")
 flags.DEFINE_string("test_file", None, "Held-out pairs to report on after training: TSV.")
@@ -40,7 +48,6 @@ flags.DEFINE_integer("max_source_length", None, "Longest source kept, in tokens.
 flags.DEFINE_integer("max_target_length", None, "Longest target kept, in tokens.")
 flags.DEFINE_integer("epochs", None, "Training epochs.")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
-flags.DEFINE_integer("seed", None, "Random seed.")
 flags.DEFINE_integer("patience", None, "Early stopping patience in epochs (0: off).")
 flags.DEFINE_float("valid_fraction", None, "Share held out for validation without --valid_file.")
 flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA.")

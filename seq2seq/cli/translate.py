@@ -1,4 +1,8 @@
-"""seq2seq-translate: one source sentence per line in, one translation per line out."""
+"""seq2seq-translate: one source sentence per line in, one translation per line out.
+
+With ``--n_best=N`` (N > 1) every input gives N lines, best first, each
+``score TAB translation`` (the score is the hypothesis' log-probability).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,16 @@ import sys
 
 from absl import app, flags
 
-from seq2seq.cli.common import FLAGS, fail, setup_logging, user_errors
+from seq2seq.cli.common import (
+    FLAGS,
+    decode_overrides,
+    define_decoding_flags,
+    fail,
+    setup_logging,
+    user_errors,
+)
+
+define_decoding_flags()
 
 flags.DEFINE_string("input_file", None, "Sources, one per line (default: stdin).")
 flags.DEFINE_string("output_file", None, "Where translations go (default: stdout).")
@@ -40,6 +53,17 @@ def read_lines(path: str | None) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def format_hypotheses(hypotheses, n_best: int) -> str:
+    """One line per translation (``score TAB text`` lines when ``n_best`` > 1)."""
+    lines = []
+    for translations in hypotheses:
+        for t in translations:
+            # One line out per hypothesis, whatever a translation holds.
+            text = t.text.replace("\n", " ")
+            lines.append(f"{t.score:.4f}\t{text}" if n_best > 1 else text)
+    return "".join(line + "\n" for line in lines)
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         fail(f"unexpected arguments: {argv[1:]}")
@@ -51,10 +75,11 @@ def main(argv: list[str]) -> None:
     source = FLAGS.input_file or "<stdin>"
     try:
         sentences = read_lines(FLAGS.input_file)
-        translator = Translator.load(FLAGS.model_dir, long_input=FLAGS.long_input)
-        translations = translator.translate(sentences, batch_size=FLAGS.batch_size)
-        # One line out per line in, whatever a translation holds.
-        text = "".join(t.replace("\n", " ") + "\n" for t in translations).encode("utf-8")
+        translator = Translator.load(
+            FLAGS.model_dir, decode_overrides=decode_overrides(), long_input=FLAGS.long_input
+        )
+        hypotheses = translator.translate_nbest(sentences, batch_size=FLAGS.batch_size)
+        text = format_hypotheses(hypotheses, translator.strategy.num_hypotheses).encode("utf-8")
         if FLAGS.output_file:
             with open(FLAGS.output_file, "wb") as f:
                 f.write(text)
