@@ -7,7 +7,9 @@ rows (``merge_beams``); everything the search keeps per hypothesis is
 
 A finished hypothesis (it chose EOS) stays in the beam with its score frozen:
 its only continuation is EOS at log-probability 0. The search ends when every
-hypothesis of every sentence is finished, or after ``max_length`` steps.
+hypothesis of every sentence is finished (or, given ``n_best``, as soon as the
+``n_best`` best of every sentence can no longer change), or after
+``max_length`` steps.
 Candidates are ranked by their log-probability divided by the GNMT length
 penalty ``((5 + length) / 6) ** alpha`` (``alpha = 0``: plain log-probability);
 the length counts the generated tokens, EOS included, so all the
@@ -72,13 +74,12 @@ def gather_beams(x, indices):
         [batch, k, ...] with ``out[b, j] = x[b, indices[b, j]]``.
     """
     shape = ops.shape(x)
-    flat = ops.reshape(x, (shape[0], shape[1], -1))  # [batch, beam, rest]
-    index = ops.broadcast_to(
-        ops.expand_dims(ops.cast(indices, "int32"), -1),
-        (ops.shape(indices)[0], ops.shape(indices)[1], ops.shape(flat)[2]),
-    )
-    picked = ops.take_along_axis(flat, index, axis=1)
-    return ops.reshape(picked, (shape[0], ops.shape(indices)[1], *shape[2:]))
+    batch, beam = shape[0], shape[1]
+    # One gather of whole rows of the [batch * beam, ...] view (cheaper than take_along_axis).
+    offsets = ops.arange(batch, dtype="int32")[:, None] * beam
+    rows = ops.reshape(ops.cast(indices, "int32") + offsets, (-1,))
+    picked = ops.take(ops.reshape(x, (-1, *shape[2:])), rows, axis=0)
+    return ops.reshape(picked, (batch, ops.shape(indices)[1], *shape[2:]))
 
 
 def length_penalty(lengths, alpha: float):
@@ -141,8 +142,10 @@ def beam_search_step(
     _, best = ops.top_k(ops.reshape(ranking, (-1, beam_size * vocab)), beam_size)
     origins = best // vocab  # [batch, beam]
     tokens = ops.cast(best % vocab, "int32")
-    new_log_probs = ops.take_along_axis(
-        ops.reshape(candidates, (-1, beam_size * vocab)), best, axis=1
+    width = beam_size * vocab
+    flat_best = best + ops.arange(ops.shape(best)[0], dtype=best.dtype)[:, None] * width
+    new_log_probs = ops.reshape(
+        ops.take(ops.reshape(candidates, (-1,)), ops.reshape(flat_best, (-1,))), (-1, beam_size)
     )
     was_finished = gather_beams(state.finished, origins)
     emitting = ops.logical_and(ops.logical_not(was_finished), ops.not_equal(tokens, eos_id))
@@ -162,6 +165,27 @@ def beam_search_step(
     )
 
 
+def sentences_done(state: BeamState, n_best: int, alpha: float, max_length: int):
+    """Whether each sentence's ``n_best`` best hypotheses are final: bool [batch].
+
+    True when the ``n_best`` first-ranked hypotheses have finished and no
+    live one can still overtake them: a live hypothesis' log-probability only
+    falls, so its ranking score can at best reach ``log_prob /
+    length_penalty(max_length)``. Stopping there changes no returned result.
+    """
+    finished_scores = state.log_probs / length_penalty(state.lengths + 1, alpha)
+    worst_kept = ops.min(
+        ops.where(state.finished[:, :n_best], finished_scores[:, :n_best], -NEG_INF), axis=1
+    )
+    live_bound = ops.max(
+        ops.where(
+            state.finished, 2.0 * NEG_INF, state.log_probs / length_penalty(max_length, alpha)
+        ),
+        axis=1,
+    )
+    return ops.logical_and(ops.all(state.finished[:, :n_best], axis=1), worst_kept >= live_bound)
+
+
 def beam_search(
     step_fn,
     initial_states,
@@ -171,6 +195,7 @@ def beam_search(
     alpha: float = 0.0,
     eos_id: int = EOS_ID,
     pad_id: int = PAD_ID,
+    n_best: int | None = None,
 ) -> BeamState:
     """Beam search over a whole batch in one ``while_loop``.
 
@@ -183,14 +208,22 @@ def beam_search(
         alpha: length penalty exponent (0: rank by log-probability).
         eos_id: id that ends a hypothesis.
         pad_id: id written after the end of a hypothesis.
+        n_best: stop as soon as the ``n_best`` best hypotheses of every
+            sentence are final (``sentences_done``); None waits until every
+            hypothesis has finished.
 
     Returns:
-        The final ``BeamState``; its hypotheses are sorted best first.
+        The final ``BeamState``; its hypotheses are sorted best first (with
+        ``n_best``, only the first ``n_best`` are complete).
     """
     state = initial_beam_state(initial_states, batch_size, beam_size, max_length)
 
     def cond(t, state):
-        return ops.logical_and(ops.less(t, max_length), ops.logical_not(ops.all(state.finished)))
+        if n_best is None:
+            done = state.finished
+        else:
+            done = sentences_done(state, n_best, alpha, max_length)
+        return ops.logical_and(ops.less(t, max_length), ops.logical_not(ops.all(done)))
 
     def body(t, state):
         logits, new_states = step_fn(state.tokens, state.states)

@@ -248,7 +248,13 @@ class BeamSearch(DecodingStrategy):
 
     def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
         state = beam_search(
-            step_fn, initial_states, batch_size, max_length, self.beam_size, self.length_penalty
+            step_fn,
+            initial_states,
+            batch_size,
+            max_length,
+            self.beam_size,
+            self.length_penalty,
+            n_best=self.num_hypotheses,
         )
         n = self.num_hypotheses
         return DecodeResult(

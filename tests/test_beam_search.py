@@ -231,3 +231,31 @@ def test_length_penalty_favours_the_longer_hypothesis():
     assert _np(plain.lengths)[0, 0] == 0  # EOS first: 0.45 > 0.55 * 0.8 * 0.9
     normalised = beam_search(step, _initial_states(1), 1, 4, beam_size=2, alpha=1.0)
     np.testing.assert_array_equal(_np(normalised.ids)[0, 0, :2], [A, A])
+
+
+@pytest.mark.parametrize("alpha,n_best", [(0.0, 1), (0.0, 3), (1.0, 1), (1.0, 2)])
+def test_early_stop_returns_what_running_to_the_end_returns(alpha, n_best):
+    table = _random_table(7, sentences=4, steps=12, eos_boost=0.8)
+    calls = {"full": 0, "early": 0}
+
+    def counted(key):
+        step = _scripted_step(table)
+
+        def counting_step(tokens, states):
+            calls[key] += 1
+            return step(tokens, states)
+
+        return counting_step
+
+    full = beam_search(counted("full"), _initial_states(4), 4, 12, beam_size=4, alpha=alpha)
+    early = beam_search(
+        counted("early"), _initial_states(4), 4, 12, beam_size=4, alpha=alpha, n_best=n_best
+    )
+    for name in ("ids", "lengths", "log_probs", "finished"):
+        np.testing.assert_array_equal(
+            _np(getattr(early, name))[:, :n_best], _np(getattr(full, name))[:, :n_best], name
+        )
+    assert _np(early.finished)[:, :n_best].all()
+    assert calls["early"] <= calls["full"], calls
+    if n_best == 1:
+        assert calls["early"] < calls["full"], calls  # here it does stop earlier
