@@ -150,9 +150,8 @@ def beam_search_step(
     was_finished = gather_beams(state.finished, origins)
     emitting = ops.logical_and(ops.logical_not(was_finished), ops.not_equal(tokens, eos_id))
     ids = gather_beams(state.ids, origins)  # [batch, beam, max_length]
-    column = ops.cast(ops.equal(ops.arange(max_length), t), "int32")[None, None, :]
-    written = ops.where(emitting, tokens, pad_id)
-    ids = ids * (1 - column) + column * written[:, :, None]
+    at_t = ops.equal(ops.arange(max_length), t)[None, None, :]
+    ids = ops.where(at_t, ops.where(emitting, tokens, pad_id)[:, :, None], ids)
     return BeamState(
         tokens=merge_beams(tokens),
         states=keras.tree.map_structure(

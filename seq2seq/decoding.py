@@ -36,9 +36,8 @@ class DecodeResult(NamedTuple):
 
 def write_column(buffer, t, values):
     """Returns ``buffer`` [batch, length] with column ``t`` set to ``values`` [batch]."""
-    positions = ops.arange(ops.shape(buffer)[1], dtype="int32")
-    at_t = ops.cast(ops.equal(positions, t), buffer.dtype)[None, :]
-    return buffer * (1 - at_t) + at_t * ops.cast(values, buffer.dtype)[:, None]
+    at_t = ops.equal(ops.arange(ops.shape(buffer)[1], dtype="int32"), t)[None, :]
+    return ops.where(at_t, ops.cast(values, buffer.dtype)[:, None], buffer)
 
 
 def argmax_tokens(logits, t):
