@@ -35,6 +35,7 @@ import sys
 import tempfile
 
 import tensorflow as tf
+from absl import logging
 
 from seq2seq.atomic import TEMP_PREFIX
 from seq2seq.checkpoint import SOURCE_VOCAB_FILENAME, TARGET_VOCAB_FILENAME
@@ -240,7 +241,13 @@ def export_saved_model(translator: Translator, export_dir: str, overwrite: bool 
             "encode": module.encode,
             "decode_step": module.decode_step,
         }
-        tf.saved_model.save(module, out, signatures=signatures)
+        # TensorFlow logs every renamed signature input and saver detail at INFO.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity(logging.WARNING)
+        try:
+            tf.saved_model.save(module, out, signatures=signatures)
+        finally:
+            logging.set_verbosity(verbosity)
         extra = os.path.join(out, EXTRA_DIRNAME)
         os.makedirs(extra, exist_ok=True)
         translator.config.save(extra)

@@ -5,6 +5,7 @@ import os
 import random
 
 import keras
+import numpy as np
 import pytest
 
 from seq2seq.config import Config, ConfigError, DataConfig, ModelConfig, TrainConfig
@@ -105,6 +106,21 @@ def test_translator_returns_one_output_per_input_in_order(toy_run):
     assert outputs[0] == "cba"
     detailed = translator.translate_detailed(["abc"])
     assert detailed[0].text == "cba" and detailed[0].score <= 0.0
+
+
+def test_forced_scores_match_decoded_scores_and_prefer_the_translation(toy_run):
+    _, model_dir, *_ = toy_run
+    sources = ["abc", "fed", "cab", ""]
+    for overrides in ({}, {"strategy": "beam", "beam_size": 4, "n_best": 3}):
+        translator = Translator.load(model_dir, decode_overrides=overrides)
+        hypotheses = [h for row in translator.translate_nbest(sources) for h in row]
+        repeated = [s for s in sources for _ in range(translator.strategy.num_hypotheses)]
+        scores = translator.score(repeated, [h.text for h in hypotheses], batch_size=3)
+        np.testing.assert_allclose(scores, [h.score for h in hypotheses], atol=1e-4)
+    wrong = translator.score(["abc"], ["abc"])  # the reverse is the right answer
+    assert wrong[0] < translator.score(["abc"], ["cba"])[0]
+    with pytest.raises(ValueError, match="as many targets"):
+        translator.score(["abc"], [])
 
 
 def test_translator_load_names_missing_files(tmp_path):
