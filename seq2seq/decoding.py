@@ -113,26 +113,60 @@ def hash_uint32(x):
     return ops.bitwise_xor(x, ops.right_shift(x, 16))
 
 
-def uniform_noise(seed: int, t, shape):
-    """Uniform floats in (0, 1) of ``shape`` [rows, cols], a pure function of ``(seed, t)``.
+GOLDEN_RATIO_32 = 0x9E3779B9  # odd constant that spreads consecutive integers over uint32
+
+
+def _uint32(x):
+    return ops.cast(ops.convert_to_tensor(x), "uint32")
+
+
+def source_keys(source):
+    """One uint32 key per source row, a hash of its ids that ignores trailing padding.
+
+    Sampling draws its noise from these keys, so a sentence gets the same
+    samples whatever its position in the batch and the batch's padding.
+
+    Args:
+        source: int ids [batch, src_time] (PAD_ID padded), or float features
+            [batch, src_time, features] (then the key is the row index).
+
+    Returns:
+        uint32 [batch].
+    """
+    if len(ops.shape(source)) != 2:
+        return _uint32(ops.arange(ops.shape(source)[0]))
+    positions = ops.arange(ops.shape(source)[1])[None, :]
+    token_hashes = hash_uint32(_uint32(source) + hash_uint32(_uint32(positions) + GOLDEN_RATIO_32))
+    kept = ops.where(ops.not_equal(source, PAD_ID), ops.cast(token_hashes, "int64"), 0)
+    return hash_uint32(_uint32(ops.sum(kept, axis=1) % 2**32))
+
+
+def uniform_noise(seed: int, t, shape, row_keys=None):
+    """Uniform floats in (0, 1) of ``shape`` [rows, cols], a pure function of its arguments.
 
     Stateless, so a compiled loop gives the same draws on every run and backend.
+
+    Args:
+        seed: Python int.
+        t: int scalar, the decoding step.
+        shape: (rows, cols).
+        row_keys: uint32 [rows], what tells rows apart (default: the row index).
     """
     rows, cols = shape
-    counter = ops.cast(ops.arange(rows)[:, None] * cols + ops.arange(cols)[None, :], "uint32")
-    key = hash_uint32(
-        ops.cast(ops.convert_to_tensor(seed % 2**32, "int64"), "uint32")
-        + hash_uint32(ops.cast(t, "uint32") + ops.convert_to_tensor(0x9E3779B9, "uint32"))
-    )
-    bits = ops.right_shift(hash_uint32(counter + key), 8)  # 24 random bits
+    if row_keys is None:
+        row_keys = _uint32(ops.arange(rows))
+    step_key = hash_uint32(_uint32(seed % 2**32) + hash_uint32(_uint32(t) + GOLDEN_RATIO_32))
+    row_hashes = hash_uint32(ops.bitwise_xor(row_keys, step_key))
+    counter = row_hashes[:, None] + _uint32(ops.arange(cols))[None, :]
+    bits = ops.right_shift(hash_uint32(counter), 8)  # 24 random bits
     return (ops.cast(bits, "float32") + 0.5) / float(2**24)
 
 
-def sampling_chooser(temperature: float, top_k: int, seed: int):
+def sampling_chooser(temperature: float, top_k: int, seed: int, row_keys=None):
     """Returns a ``choose`` function that samples from softmax(logits / temperature).
 
     With ``top_k > 0`` only the ``top_k`` most probable tokens can be drawn.
-    Sampling uses the Gumbel-max trick on ``uniform_noise(seed, t)``.
+    Sampling uses the Gumbel-max trick on ``uniform_noise(seed, t, row_keys)``.
     """
 
     def choose(logits, t):
@@ -141,8 +175,8 @@ def sampling_chooser(temperature: float, top_k: int, seed: int):
             kth = ops.top_k(scaled, top_k)[0][:, -1:]
             scaled = ops.where(scaled < kth, NEG_INF, scaled)
         shape = ops.shape(scaled)
-        gumbel = -ops.log(-ops.log(uniform_noise(seed, t, (shape[0], shape[1]))))
-        return ops.cast(ops.argmax(scaled + gumbel, axis=-1), "int32")
+        noise = uniform_noise(seed, t, (shape[0], shape[1]), row_keys)
+        return ops.cast(ops.argmax(scaled - ops.log(-ops.log(noise)), axis=-1), "int32")
 
     return choose
 
@@ -180,8 +214,13 @@ class DecodingStrategy(abc.ABC):
     num_hypotheses: int = 1
 
     @abc.abstractmethod
-    def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
+    def decode(
+        self, step_fn: StepFn, initial_states, batch_size, max_length: int, row_keys=None
+    ) -> DecodeResult:
         """Decodes a batch (see ``greedy_search`` for the arguments).
+
+        ``row_keys`` (uint32 [batch], ``source_keys``) seed the randomness of
+        a random strategy per sentence; the others ignore it.
 
         Returns:
             ``DecodeResult`` with a hypothesis axis: ids [batch, n, max_length].
@@ -214,7 +253,9 @@ class GreedySearch(DecodingStrategy):
 
     name = "greedy"
 
-    def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
+    def decode(
+        self, step_fn: StepFn, initial_states, batch_size, max_length: int, row_keys=None
+    ) -> DecodeResult:
         return _with_hypothesis_axis(greedy_search(step_fn, initial_states, batch_size, max_length))
 
 
@@ -245,7 +286,9 @@ class BeamSearch(DecodingStrategy):
         self.num_hypotheses = n_best
         self.length_penalty = length_penalty
 
-    def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
+    def decode(
+        self, step_fn: StepFn, initial_states, batch_size, max_length: int, row_keys=None
+    ) -> DecodeResult:
         state = beam_search(
             step_fn,
             initial_states,
@@ -263,6 +306,10 @@ class BeamSearch(DecodingStrategy):
 
 class RandomSampling(DecodingStrategy):
     """Draws every token from the model's distribution, ``n`` independent samples per sentence.
+
+    The draws are a pure function of the seed, the step and the sentence's
+    ``row_keys``: through ``DecodingModel`` a sentence gets the same samples
+    whatever batch it is decoded in (and so does an exported model).
 
     Args:
         temperature: divides the logits (below 1 sharper, above 1 flatter).
@@ -290,15 +337,22 @@ class RandomSampling(DecodingStrategy):
         self.seed = seed
         self.num_hypotheses = num_samples
 
-    def decode(self, step_fn: StepFn, initial_states, batch_size, max_length: int) -> DecodeResult:
+    def decode(
+        self, step_fn: StepFn, initial_states, batch_size, max_length: int, row_keys=None
+    ) -> DecodeResult:
         n = self.num_hypotheses
         states = keras.tree.map_structure(lambda s: tile_beams(s, n), initial_states)
+        if row_keys is None:
+            row_keys = _uint32(ops.arange(batch_size))
+        # Sample j of a sentence: the sentence's key mixed with j.
+        sample = _uint32(ops.arange(batch_size * n) % n)
+        keys = hash_uint32(tile_beams(row_keys, n) + sample * _uint32(GOLDEN_RATIO_32))
         result = greedy_search(
             step_fn,
             states,
             batch_size * n,
             max_length,
-            choose=sampling_chooser(self.temperature, self.top_k, self.seed),
+            choose=sampling_chooser(self.temperature, self.top_k, self.seed, keys),
         )
         return DecodeResult(*(split_beams(x, n) for x in result))
 
@@ -355,7 +409,9 @@ class DecodingModel(keras.Model):
             logits, states = self.decoder.step(tokens, states)
             return output_logits(logits), states
 
-        result = self.strategy.decode(step, initial_states, batch_size, self.max_length)
+        result = self.strategy.decode(
+            step, initial_states, batch_size, self.max_length, row_keys=source_keys(source)
+        )
         return result._asdict()
 
 

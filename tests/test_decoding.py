@@ -15,6 +15,7 @@ from seq2seq.decoding import (
     ScoringModel,
     greedy_search,
     sequence_log_probs,
+    source_keys,
     uniform_noise,
     write_column,
 )
@@ -239,6 +240,19 @@ def test_sampling_on_a_model_returns_n_samples_scored_by_the_model():
     assert len(np.unique(out["lengths"])) > 1, out["lengths"]
     forced = _forced_scores(model, source, out["ids"], out["lengths"], 6)
     np.testing.assert_allclose(out["scores"], forced, atol=1e-4)
+
+
+def test_a_sentence_gets_the_same_samples_in_any_batch():
+    model = _trained_like_model("gru", False)
+    decoder = DecodingModel(model, RandomSampling(temperature=2.0, seed=1, num_samples=3), 6)
+    alone = decoder.predict_on_batch(np.array([[8, 9]], "int32"))
+    batch = decoder.predict_on_batch(np.array([[4, 5, 6, 7], [8, 9, 0, 0]], "int32"))
+    for key in ("ids", "lengths"):
+        np.testing.assert_array_equal(alone[key][0], batch[key][1])
+    assert len({tuple(r) for r in alone["ids"][0].tolist()}) > 1  # the 3 samples differ
+    keys = _np(source_keys(np.array([[8, 9, 0], [9, 8, 0], [8, 9, 7]], "int32")))
+    assert len(set(keys.tolist())) == 3  # order and content matter, padding does not
+    assert keys[0] == _np(source_keys(np.array([[8, 9]], "int32")))[0]
 
 
 def test_sequence_log_probs_ignores_padding_and_never_outputs_pad_or_bos():

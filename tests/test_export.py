@@ -91,6 +91,7 @@ def _load_in_fresh_process(export_dir, inputs, tmp_path):
         ("char", {}),
         ("word", {}),
         ("char", {"strategy": "beam", "beam_size": 3, "n_best": 2, "length_penalty": 0.6}),
+        ("word", {"strategy": "sampling", "n_best": 2, "sampling_topk": 3, "seed": 7}),
     ],
 )
 def test_export_round_trip_equals_translator(tmp_path, tokenizer, overrides):
