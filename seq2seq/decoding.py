@@ -109,7 +109,7 @@ def hash_uint32(x):
     """A bijective integer hash of uint32 ``x`` (any shape), as a counter-based random source."""
     for shift, multiplier in ((16, 0x7FEB352D), (15, 0x846CA68B)):
         x = ops.bitwise_xor(x, ops.right_shift(x, shift))
-        x = ops.multiply(x, ops.convert_to_tensor(multiplier, "uint32"))
+        x = ops.multiply(x, _uint32(multiplier))
     return ops.bitwise_xor(x, ops.right_shift(x, 16))
 
 
@@ -117,7 +117,17 @@ GOLDEN_RATIO_32 = 0x9E3779B9  # odd constant that spreads consecutive integers o
 
 
 def _uint32(x):
-    return ops.cast(ops.convert_to_tensor(x), "uint32")
+    """``x`` (a Python int, taken modulo 2**32, or an integer tensor) as uint32."""
+    if isinstance(x, int):
+        return ops.convert_to_tensor(x % 2**32, "uint32")
+    return ops.cast(x, "uint32")
+
+
+def _sum_uint32(x, axis):
+    """Sum of uint32 ``x`` modulo 2**32, without 64-bit integers (JAX keeps them off)."""
+    low = ops.sum(ops.cast(ops.bitwise_and(x, _uint32(0xFFFF)), "int32"), axis=axis)
+    high = ops.sum(ops.cast(ops.right_shift(x, 16), "int32"), axis=axis)
+    return ops.left_shift(_uint32(high), 16) + _uint32(low)
 
 
 def source_keys(source):
@@ -135,10 +145,10 @@ def source_keys(source):
     """
     if len(ops.shape(source)) != 2:
         return _uint32(ops.arange(ops.shape(source)[0]))
-    positions = ops.arange(ops.shape(source)[1])[None, :]
-    token_hashes = hash_uint32(_uint32(source) + hash_uint32(_uint32(positions) + GOLDEN_RATIO_32))
-    kept = ops.where(ops.not_equal(source, PAD_ID), ops.cast(token_hashes, "int64"), 0)
-    return hash_uint32(_uint32(ops.sum(kept, axis=1) % 2**32))
+    positions = _uint32(ops.arange(ops.shape(source)[1]))[None, :]
+    token_hashes = hash_uint32(_uint32(source) + hash_uint32(positions + _uint32(GOLDEN_RATIO_32)))
+    kept = ops.where(ops.not_equal(source, PAD_ID), token_hashes, _uint32(0))
+    return hash_uint32(_sum_uint32(kept, axis=1))
 
 
 def uniform_noise(seed: int, t, shape, row_keys=None):
@@ -155,7 +165,7 @@ def uniform_noise(seed: int, t, shape, row_keys=None):
     rows, cols = shape
     if row_keys is None:
         row_keys = _uint32(ops.arange(rows))
-    step_key = hash_uint32(_uint32(seed % 2**32) + hash_uint32(_uint32(t) + GOLDEN_RATIO_32))
+    step_key = hash_uint32(_uint32(seed) + hash_uint32(_uint32(t) + _uint32(GOLDEN_RATIO_32)))
     row_hashes = hash_uint32(ops.bitwise_xor(row_keys, step_key))
     counter = row_hashes[:, None] + _uint32(ops.arange(cols))[None, :]
     bits = ops.right_shift(hash_uint32(counter), 8)  # 24 random bits
