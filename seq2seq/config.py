@@ -24,6 +24,7 @@ SOURCE_INPUTS = ("onehot", "embedding", "features")
 TARGET_INPUTS = ("onehot", "embedding")
 TOKENIZER_NAMES = ("char", "word")
 DECODING_STRATEGIES = ("greedy", "beam", "sampling")
+PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
 MIN_VOCAB_SIZE = 4  # PAD, BOS, EOS, UNK
 
 
@@ -160,6 +161,9 @@ class TrainConfig:
         valid_fraction: Share of the training pairs held out for validation
             when no validation data is given.
         jit_compile: Compile the train step with XLA.
+        mixed_precision: "none" (float32), "mixed_float16" or "mixed_bfloat16":
+            the Keras dtype policy the model is built with (float16/bfloat16
+            compute, float32 variables and logits; float16 adds loss scaling).
     """
 
     epochs: int = 20
@@ -170,9 +174,11 @@ class TrainConfig:
     early_stopping_patience: int = 5
     valid_fraction: float = 0.05
     jit_compile: bool = False
+    mixed_precision: str = "none"
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)
+        _check_choice("train.mixed_precision", self.mixed_precision, PRECISION_POLICIES)
         _check_positive("train.batch_size", self.batch_size)
         _check_positive("train.learning_rate", self.learning_rate)
         _check_positive("train.clipnorm", self.clipnorm)

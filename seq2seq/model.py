@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import keras
@@ -17,6 +19,22 @@ BRIDGE_NAME = "bridge"
 DECODER_NAME = "decoder"
 # Logit given to tokens a model never outputs (float32 logits only).
 OUTPUT_MASK_VALUE = -1e9
+
+
+@contextlib.contextmanager
+def dtype_policy(name: str) -> Iterator[None]:
+    """Makes ``name`` ("none": float32) the global Keras dtype policy inside, then restores it.
+
+    Keras layers take the global policy when they are created; ``Seq2Seq``
+    creates its sub-layers under its own policy, which its ``.keras`` file
+    keeps, so a mixed-precision model loads as one.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32" if name == "none" else name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")
@@ -55,6 +73,10 @@ class Seq2Seq(keras.Model):
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         c = model_config
+        with dtype_policy(self.dtype_policy.name):
+            self._build_layers(c, source_vocab_size, target_vocab_size)
+
+    def _build_layers(self, c: ModelConfig, source_vocab_size, target_vocab_size) -> None:
         self.encoder = Encoder(
             cell=c.cell,
             units=c.units,

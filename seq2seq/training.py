@@ -61,7 +61,7 @@ from seq2seq.checkpoint import (
 from seq2seq.config import Config, ConfigError
 from seq2seq.data import encode_pairs, make_dataset, split_validation
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy, SequenceExactMatch
-from seq2seq.model import Seq2Seq, build_model
+from seq2seq.model import Seq2Seq, build_model, dtype_policy
 from seq2seq.vocab import Vocabulary
 
 __all__ = [
@@ -238,8 +238,9 @@ def _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callback
         )
 
     keras.utils.set_random_seed(config.train.seed)
-    model = build_model(config.model, source_vocab.size, target_vocab.size)
-    compile_model(model, config)
+    with dtype_policy(config.train.mixed_precision):
+        model = build_model(config.model, source_vocab.size, target_vocab.size)
+        compile_model(model, config)
     if state.get("finished"):
         restore_checkpoint(model, config, os.path.join(model_dir, LAST_MODEL_FILENAME), state)
         logging.info("Continuing a finished run of %d epochs.", done)

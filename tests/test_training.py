@@ -168,3 +168,23 @@ def test_interrupted_run_resumes_from_last_finished_epoch(tmp_path):
     assert len(result.history["loss"]) == 2  # only epochs 3 and 4 ran again
     with open(os.path.join(model_dir, "history.csv")) as f:
         assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16"])
+def test_mixed_precision_trains_on_cpu_with_float32_variables(tmp_path, policy):
+    pairs = _reverse_pairs(400, seed=3)
+    config = Config(
+        model=ModelConfig(cell="lstm", units=32, bidirectional=True),
+        train=TrainConfig(epochs=4, batch_size=32, learning_rate=1e-2, mixed_precision=policy),
+    )
+    result = train(config, pairs[:360], pairs[360:], str(tmp_path), verbose=0)
+    losses = result.history["loss"]
+    assert all(np.isfinite(losses)) and losses[-1] < 0.7 * losses[0], losses
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    translator = Translator.load(str(tmp_path))
+    model = translator.model
+    assert model.encoder.dtype_policy.name == policy  # kept in the .keras file
+    assert all(v.dtype == "float32" for v in model.weights)
+    outputs = model({"source": np.array([[4, 5]]), "decoder_input": np.array([[1, 4]])})
+    assert outputs.dtype == "float32"  # logits stay float32 for the softmax and the loss
+    assert len(translator.translate(["abc", ""])) == 2

@@ -51,6 +51,12 @@ flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
 flags.DEFINE_integer("patience", None, "Early stopping patience in epochs (0: off).")
 flags.DEFINE_float("valid_fraction", None, "Share held out for validation without --valid_file.")
 flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA.")
+flags.DEFINE_enum(
+    "mixed_precision",
+    None,
+    list(config_lib.PRECISION_POLICIES),
+    "Mixed precision: float16 or bfloat16 compute with float32 variables (default: none).",
+)
 flags.DEFINE_integer("num_samples", 10, "Held-out sample translations printed after training.")
 
 # Flag name -> (config section, key), for flags that map one to one.
@@ -75,6 +81,7 @@ FLAG_TO_CONFIG = {
     "patience": ("train", "early_stopping_patience"),
     "valid_fraction": ("train", "valid_fraction"),
     "jit_compile": ("train", "jit_compile"),
+    "mixed_precision": ("train", "mixed_precision"),
 }
 
 
