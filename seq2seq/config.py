@@ -25,6 +25,7 @@ TARGET_INPUTS = ("onehot", "embedding")
 TOKENIZER_NAMES = ("char", "word")
 DECODING_STRATEGIES = ("greedy", "beam", "sampling")
 PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTIONS = ("none", "mirrored")
 MIN_VOCAB_SIZE = 4  # PAD, BOS, EOS, UNK
 
 
@@ -164,6 +165,9 @@ class TrainConfig:
         mixed_precision: "none" (float32), "mixed_float16" or "mixed_bfloat16":
             the Keras dtype policy the model is built with (float16/bfloat16
             compute, float32 variables and logits; float16 adds loss scaling).
+        distribution: "none" (one device) or "mirrored" (``tf.distribute``
+            over the machine's GPUs; see ``seq2seq.distribute``). The batch
+            size is the global one, split between the replicas.
     """
 
     epochs: int = 20
@@ -175,10 +179,12 @@ class TrainConfig:
     valid_fraction: float = 0.05
     jit_compile: bool = False
     mixed_precision: str = "none"
+    distribution: str = "none"
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)
         _check_choice("train.mixed_precision", self.mixed_precision, PRECISION_POLICIES)
+        _check_choice("train.distribution", self.distribution, DISTRIBUTIONS)
         _check_positive("train.batch_size", self.batch_size)
         _check_positive("train.learning_rate", self.learning_rate)
         _check_positive("train.clipnorm", self.clipnorm)

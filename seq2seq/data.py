@@ -221,10 +221,75 @@ def make_dataset(
             tf.data.Dataset.from_tensors(tf.constant(0))
             .map(lambda _: tf.argsort(generator.uniform([n])))
             .unbatch()
-            .map(lambda index: tf.cast(index, tf.int64))
         )
     else:
         order = tf.data.Dataset.range(n)
+    batches, _ = _bucketed_batches(
+        order, encoded, batch_size, bucket_width, pad_multiple, batch_length_limit
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def make_epoch_stream(
+    encoded: EncodedPairs,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    initial_epoch: int = 0,
+    bucket_width: int = 8,
+    pad_multiple: int = 1,
+    batch_length_limit: int | None = None,
+) -> tuple[tf.data.Dataset, int]:
+    """The endless stream of shuffled training epochs from ``initial_epoch``, and its steps.
+
+    Epoch ``e`` is one pass over the pairs in the order of a stateless
+    permutation drawn from ``(seed, e)``: epoch ``e`` has the same order in
+    every run, whichever epoch the run starts from and however many
+    iterators are made of the stream (a resumed run, or Keras under
+    ``tf.distribute``, which opens one to build the model). The other
+    arguments are those of ``make_dataset``.
+
+    Returns:
+        ``(dataset, steps)``: the stream of batches, and the batches per epoch.
+    """
+    if len(encoded) == 0:
+        raise ValueError("Cannot build a dataset from 0 sentence pairs.")
+    n = len(encoded)
+    _, steps = _bucketed_batches(
+        tf.data.Dataset.range(n),
+        encoded,
+        batch_size,
+        bucket_width,
+        pad_multiple,
+        batch_length_limit,
+    )
+
+    def one_epoch(epoch):
+        keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        order = tf.data.Dataset.from_tensors(tf.argsort(keys)).unbatch()
+        batches, _ = _bucketed_batches(
+            order, encoded, batch_size, bucket_width, pad_multiple, batch_length_limit
+        )
+        return batches
+
+    stream = tf.data.Dataset.range(initial_epoch, 2**62).flat_map(one_epoch)
+    return stream.prefetch(tf.data.AUTOTUNE), steps
+
+
+def _bucketed_batches(
+    order: tf.data.Dataset,
+    encoded: EncodedPairs,
+    batch_size: int,
+    bucket_width: int,
+    pad_multiple: int,
+    batch_length_limit: int | None,
+) -> tuple[tf.data.Dataset, int]:
+    """Buckets the pair indices of ``order`` by length and builds the padded batches.
+
+    Returns:
+        ``(dataset, number of batches)``.
+    """
+    order = order.map(lambda index: tf.cast(index, tf.int64))
     lengths = element_lengths(encoded)
     boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
     sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
@@ -244,10 +309,8 @@ def make_dataset(
 
     dataset = dataset.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # Known cardinality gives Keras' progress bar its total from the first epoch.
-    dataset = dataset.apply(
-        tf.data.experimental.assert_cardinality(count_batches(lengths, boundaries, sizes))
-    )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    steps = count_batches(lengths, boundaries, sizes)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)), steps
 
 
 def element_lengths(encoded: EncodedPairs) -> np.ndarray:

@@ -40,8 +40,29 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
         # under tf.distribute) yields the mean over real tokens, as Keras does
         # itself for masked outputs.
         total = ops.cast(ops.size(mask), "float32")
-        real = ops.maximum(ops.sum(mask), 1.0)
-        return losses * mask * (total / real)
+        real, replicas = _global_token_count(ops.sum(mask))
+        # Under tf.distribute each replica holds part of the global batch and
+        # Keras divides every replica's loss by the number of replicas before
+        # summing their gradients: dividing by the real tokens of the whole
+        # global batch (times the replicas) makes the sum the global token mean.
+        return losses * mask * (total * replicas / ops.maximum(real, 1.0))
+
+
+def _global_token_count(count):
+    """Returns (real tokens of the global batch, number of replicas) for a local ``count``.
+
+    Outside ``tf.distribute`` replication (or off the TensorFlow backend) the
+    local batch is the global batch.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return count, 1.0
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return count, 1.0
+    total = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    return total, float(context.num_replicas_in_sync)
 
 
 @keras.saving.register_keras_serializable(package="seq2seq")

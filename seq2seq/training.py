@@ -20,8 +20,8 @@ the new file, never a partial one. An epoch counts as done only when
 checkpoints, and names the resume checkpoint. A run killed at any point and
 started again with the same arguments resumes from the last committed epoch
 and, where the ops are deterministic, ends with the same weights as a run
-that was never interrupted: epoch ``k`` sees the same data order (the
-shuffled stream is replayed up to epoch ``k``), the same dropout masks (the
+that was never interrupted: epoch ``k`` sees the same data order (its
+permutation is drawn from the seed and ``k`` alone), the same dropout masks (the
 dropout random state is part of the commit) and the same optimizer state.
 """
 
@@ -34,7 +34,6 @@ import sys
 from collections.abc import Sequence
 
 import keras
-import tensorflow as tf
 from absl import logging
 
 from seq2seq.atomic import write_json_atomic, write_text_atomic
@@ -59,7 +58,8 @@ from seq2seq.checkpoint import (
     save_model_atomic,
 )
 from seq2seq.config import Config, ConfigError
-from seq2seq.data import encode_pairs, make_dataset, split_validation
+from seq2seq.data import encode_pairs, make_dataset, make_epoch_stream, split_validation
+from seq2seq.distribute import make_strategy
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy, SequenceExactMatch
 from seq2seq.model import Seq2Seq, build_model, dtype_policy
 from seq2seq.vocab import Vocabulary
@@ -141,24 +141,6 @@ def compile_model(model: Seq2Seq, config: Config) -> None:
     )
 
 
-def epoch_stream(dataset: tf.data.Dataset, initial_epoch: int) -> tuple[tf.data.Dataset, int]:
-    """Returns the endless stream of epochs of ``dataset`` from ``initial_epoch``, and its steps.
-
-    ``make_dataset`` reshuffles on every pass, drawing each pass's order from
-    the seed in sequence; a new process starts that sequence again. Repeating
-    the dataset and skipping the batches of the epochs already done gives
-    epoch ``k`` the same order in a resumed run as in an uninterrupted one
-    (skipping runs the input pipeline, not the model).
-    """
-    steps = int(dataset.cardinality())
-    if steps < 1:
-        raise ValueError(f"Expected a dataset of known, positive cardinality. Received: {steps}")
-    stream = dataset.repeat()
-    if initial_epoch:
-        stream = stream.skip(initial_epoch * steps)
-    return stream.prefetch(tf.data.AUTOTUNE), steps
-
-
 def train(
     config: Config,
     train_pairs: Sequence[tuple[str, str]],
@@ -167,6 +149,7 @@ def train(
     *,
     verbose: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    devices: Sequence[str] | None = None,
 ) -> TrainResult:
     """Trains a model on sentence pairs into ``model_dir`` (resuming if it holds a run).
 
@@ -179,6 +162,8 @@ def train(
         verbose: Keras ``fit`` verbosity; by default a progress bar on a
             terminal and one line per epoch otherwise (logs, CI).
         callbacks: extra Keras callbacks, run after the built-in ones.
+        devices: with ``train.distribution="mirrored"``, the devices to
+            mirror over (default: every GPU).
 
     Returns:
         ``TrainResult``.
@@ -197,10 +182,14 @@ def train(
         )
     os.makedirs(model_dir, exist_ok=True)
     with lock_model_dir(model_dir):
-        return _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callbacks)
+        return _train_locked(
+            config, train_pairs, valid_pairs, model_dir, verbose, callbacks, devices
+        )
 
 
-def _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callbacks) -> TrainResult:
+def _train_locked(
+    config, train_pairs, valid_pairs, model_dir, verbose, callbacks, devices
+) -> TrainResult:
     """``train`` once ``model_dir`` is locked."""
     if os.path.exists(os.path.join(model_dir, "config.json")):
         _check_same_architecture(Config.load(model_dir), config, model_dir)
@@ -238,31 +227,38 @@ def _train_locked(config, train_pairs, valid_pairs, model_dir, verbose, callback
         )
 
     keras.utils.set_random_seed(config.train.seed)
-    with dtype_policy(config.train.mixed_precision):
+    strategy = make_strategy(config.train.distribution, devices)
+    if strategy.num_replicas_in_sync > 1:
+        logging.info(
+            "Training on %d replicas (%s), global batch %d.",
+            strategy.num_replicas_in_sync,
+            config.train.distribution,
+            config.train.batch_size,
+        )
+    with strategy.scope(), dtype_policy(config.train.mixed_precision):
         model = build_model(config.model, source_vocab.size, target_vocab.size)
         compile_model(model, config)
-    if state.get("finished"):
-        restore_checkpoint(model, config, os.path.join(model_dir, LAST_MODEL_FILENAME), state)
-        logging.info("Continuing a finished run of %d epochs.", done)
-    elif state.get("checkpoint"):
-        restore_checkpoint(model, config, os.path.join(model_dir, state["checkpoint"]), state)
-        logging.info("Resuming an interrupted run after epoch %d.", done)
-    else:
-        done, state = 0, {}
+        if state.get("finished"):
+            restore_checkpoint(model, config, os.path.join(model_dir, LAST_MODEL_FILENAME), state)
+            logging.info("Continuing a finished run of %d epochs.", done)
+        elif state.get("checkpoint"):
+            restore_checkpoint(model, config, os.path.join(model_dir, state["checkpoint"]), state)
+            logging.info("Resuming an interrupted run after epoch %d.", done)
+        else:
+            done, state = 0, {}
 
     d = config.data
     # Under XLA every new batch shape is a new compilation: keep the shapes few.
     pad_multiple = d.bucket_width if config.train.jit_compile else 1
-    train_ds = make_dataset(
+    train_stream, steps = make_epoch_stream(
         train_encoded,
         config.train.batch_size,
-        shuffle=True,
         seed=config.train.seed,
+        initial_epoch=done,
         bucket_width=d.bucket_width,
         batch_length_limit=d.batch_length_limit,
         pad_multiple=pad_multiple,
     )
-    train_stream, steps = epoch_stream(train_ds, done)
     valid_ds = None
     if len(valid_encoded):
         valid_ds = make_dataset(

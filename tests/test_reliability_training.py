@@ -22,9 +22,9 @@ from seq2seq.checkpoint import (
     lock_model_dir,
 )
 from seq2seq.config import Config, ModelConfig, TrainConfig
-from seq2seq.data import encode_pairs, make_dataset
+from seq2seq.data import encode_pairs, make_epoch_stream
 from seq2seq.model import build_model
-from seq2seq.training import epoch_stream, train
+from seq2seq.training import train
 from seq2seq.vocab import Vocabulary
 
 
@@ -164,21 +164,23 @@ def _batches(dataset, count):
     ]
 
 
-def _seeded_dataset(seed):
-    keras.utils.set_random_seed(seed)  # as train() does before building the dataset
-    return make_dataset(_encoded(), 8, shuffle=True, seed=seed, bucket_width=100)
+def _stream(seed, initial_epoch):
+    return make_epoch_stream(
+        _encoded(), 8, seed=seed, initial_epoch=initial_epoch, bucket_width=100
+    )
 
 
 def test_same_seed_same_data_order_per_epoch_also_from_a_resumed_epoch():
-    stream, steps = epoch_stream(_seeded_dataset(5), 0)
+    stream, steps = _stream(5, 0)
     batches = _batches(stream, 3 * steps)
     epochs = [batches[e * steps : (e + 1) * steps] for e in range(3)]
-    again = _batches(epoch_stream(_seeded_dataset(5), 0)[0], steps)
-    assert again == epochs[0]
+    assert _batches(stream, steps) == epochs[0]  # a new iterator starts at epoch 1 again
     assert epochs[0] != epochs[1] != epochs[2]  # reshuffled every epoch
-    resumed = _batches(epoch_stream(_seeded_dataset(5), 2)[0], steps)
+    resumed = _batches(_stream(5, 2)[0], steps)
     assert resumed == epochs[2]  # epoch 3 of a run resumed after epoch 2
-    assert _batches(epoch_stream(_seeded_dataset(6), 0)[0], steps) != epochs[0]
+    assert _batches(_stream(6, 0)[0], steps) != epochs[0]
+    every_pair = sorted(int(i) for x, _ in stream.take(steps) for i in np.ravel(x["source"][:, 0]))
+    assert len(every_pair) == len(_encoded())  # an epoch is one pass over all pairs
 
 
 def test_same_seed_same_initial_weights():
