@@ -1,4 +1,7 @@
-"""tf.distribute: MirroredStrategy over 2 logical CPUs follows the single-device loss curve.
+"""tf.distribute: MirroredStrategy over 2 logical CPUs follows the single-device run.
+
+Also across a change of replica count: a run resumed mirrored after epochs
+on one device ends where the single-device run ends.
 
 Logical devices must be configured before TensorFlow starts, so the runs
 happen in a subprocess.
@@ -51,6 +54,16 @@ for name, devices in (("none", None), ("mirrored", ["/cpu:0", "/cpu:1"])):
         sys.argv[1] + "/" + name + "/last.keras", compile=False).get_weights()
 out["max_weight_difference"] = max(
     float(np.abs(a - b).max()) for a, b in zip(weights["none"], weights["mirrored"]))
+# A change of replica count between runs: 2 epochs on one device, resumed mirrored.
+for epochs, name, devices in ((2, "none", None), (5, "mirrored", ["/cpu:0", "/cpu:1"])):
+    config = Config(
+        model=ModelConfig(cell="lstm", units=32, layers=2, bidirectional=True),
+        train=TrainConfig(epochs=epochs, batch_size=64, seed=5, distribution=name),
+    )
+    train(config, pairs, pairs[:50], sys.argv[1] + "/switch", verbose=0, devices=devices)
+switched = keras.saving.load_model(sys.argv[1] + "/switch/last.keras", compile=False).get_weights()
+out["switch_weight_difference"] = max(
+    float(np.abs(a - b).max()) for a, b in zip(weights["none"], switched))
 print(json.dumps(out))
 """
 
@@ -73,6 +86,8 @@ def test_mirrored_on_two_logical_cpus_follows_single_device_loss(tmp_path):
     assert max(abs(a - b) for a, b in zip(single, mirrored, strict=True)) < 1e-3
     assert single[-1] < single[0]  # it trains
     assert out["max_weight_difference"] < 1e-3
+    # Resumed on two replicas after two epochs on one: the same run, within float tolerance.
+    assert out["switch_weight_difference"] < 1e-3
 
 
 def test_make_strategy_names_bad_values():

@@ -57,6 +57,13 @@ flags.DEFINE_enum(
     list(config_lib.PRECISION_POLICIES),
     "Mixed precision: float16 or bfloat16 compute with float32 variables (default: none).",
 )
+flags.DEFINE_enum(
+    "distribution",
+    None,
+    list(config_lib.DISTRIBUTIONS),
+    "tf.distribute strategy: none (one device) or mirrored (every GPU of the machine; "
+    "--batch_size is the global batch).",
+)
 flags.DEFINE_integer("num_samples", 10, "Held-out sample translations printed after training.")
 
 # Flag name -> (config section, key), for flags that map one to one.
@@ -82,6 +89,7 @@ FLAG_TO_CONFIG = {
     "valid_fraction": ("train", "valid_fraction"),
     "jit_compile": ("train", "jit_compile"),
     "mixed_precision": ("train", "mixed_precision"),
+    "distribution": ("train", "distribution"),
 }
 
 
