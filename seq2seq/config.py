@@ -168,6 +168,11 @@ class TrainConfig:
         distribution: "none" (one device) or "mirrored" (``tf.distribute``
             over the machine's GPUs; see ``seq2seq.distribute``). The batch
             size is the global one, split between the replicas.
+        source_embeddings: GloVe-format word vectors that initialise the
+            source embedding (``model.source_input="embedding"``); see
+            ``seq2seq.pretrained``. None: random initialisation.
+        target_embeddings: The same for the target embedding.
+        freeze_embeddings: Keep the pretrained embeddings fixed in training.
     """
 
     epochs: int = 20
@@ -180,6 +185,9 @@ class TrainConfig:
     jit_compile: bool = False
     mixed_precision: str = "none"
     distribution: str = "none"
+    source_embeddings: str | None = None
+    target_embeddings: str | None = None
+    freeze_embeddings: bool = False
 
     def __post_init__(self) -> None:
         _check_positive("train.epochs", self.epochs)

@@ -62,6 +62,7 @@ from seq2seq.data import encode_pairs, make_dataset, make_epoch_stream, split_va
 from seq2seq.distribute import make_strategy
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy, SequenceExactMatch
 from seq2seq.model import Seq2Seq, build_model, dtype_policy
+from seq2seq.pretrained import load_pretrained_embeddings
 from seq2seq.vocab import Vocabulary
 
 __all__ = [
@@ -237,6 +238,19 @@ def _train_locked(
         )
     with strategy.scope(), dtype_policy(config.train.mixed_precision):
         model = build_model(config.model, source_vocab.size, target_vocab.size)
+        # Before compiling (and restoring): freezing changes what the optimizer holds.
+        vocabs = {"source": source_vocab, "target": target_vocab}
+        files = {"source": config.train.source_embeddings, "target": config.train.target_embeddings}
+        for side, path in files.items():
+            if path:
+                load_pretrained_embeddings(
+                    model,
+                    side,
+                    path,
+                    vocabs[side],
+                    trainable=not config.train.freeze_embeddings,
+                    seed=config.train.seed,
+                )
         compile_model(model, config)
         if state.get("finished"):
             restore_checkpoint(model, config, os.path.join(model_dir, LAST_MODEL_FILENAME), state)

@@ -188,3 +188,25 @@ def test_mixed_precision_trains_on_cpu_with_float32_variables(tmp_path, policy):
     outputs = model({"source": np.array([[4, 5]]), "decoder_input": np.array([[1, 4]])})
     assert outputs.dtype == "float32"  # logits stay float32 for the softmax and the loss
     assert len(translator.translate(["abc", ""])) == 2
+
+
+def test_train_with_frozen_pretrained_source_embeddings(tmp_path):
+    words = ["red", "blue", "green", "cat", "dog", "fish"]
+    rng = np.random.default_rng(0)
+    vectors = {w: rng.normal(size=8).round(4) for w in words[:5]}  # "fish" is missing
+    glove = tmp_path / "vectors.txt"
+    glove.write_text("".join(f"{w} {' '.join(map(str, v))}\n" for w, v in vectors.items()))
+    pairs = [(f"{a} {b}", f"{b} {a}") for a in words for b in words]
+    config = Config(
+        model=ModelConfig(cell="gru", units=16, source_input="embedding", embedding_dim=8),
+        data=DataConfig(source_tokenizer="word", target_tokenizer="word"),
+        train=TrainConfig(
+            epochs=2, batch_size=8, source_embeddings=str(glove), freeze_embeddings=True
+        ),
+    )
+    train(config, pairs, pairs[:4], str(tmp_path / "m"), verbose=0)
+    translator = Translator.load(str(tmp_path / "m"))
+    table = keras.ops.convert_to_numpy(translator.model.encoder.token_input.embeddings)
+    for word, vector in vectors.items():  # frozen: still the file's vectors after training
+        np.testing.assert_allclose(table[translator.source_vocab.token_to_id(word)], vector)
+    assert Config.load(str(tmp_path / "m")).train.source_embeddings == str(glove)

@@ -64,6 +64,13 @@ flags.DEFINE_enum(
     "tf.distribute strategy: none (one device) or mirrored (every GPU of the machine; "
     "--batch_size is the global batch).",
 )
+flags.DEFINE_string(
+    "source_embeddings", None, "GloVe-format word vectors for the source embedding."
+)
+flags.DEFINE_string(
+    "target_embeddings", None, "GloVe-format word vectors for the target embedding."
+)
+flags.DEFINE_bool("freeze_embeddings", None, "Keep pretrained embeddings fixed in training.")
 flags.DEFINE_integer("num_samples", 10, "Held-out sample translations printed after training.")
 
 # Flag name -> (config section, key), for flags that map one to one.
@@ -90,6 +97,9 @@ FLAG_TO_CONFIG = {
     "jit_compile": ("train", "jit_compile"),
     "mixed_precision": ("train", "mixed_precision"),
     "distribution": ("train", "distribution"),
+    "source_embeddings": ("train", "source_embeddings"),
+    "target_embeddings": ("train", "target_embeddings"),
+    "freeze_embeddings": ("train", "freeze_embeddings"),
 }
 
 
