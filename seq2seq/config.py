@@ -14,6 +14,8 @@ import types
 import typing
 from typing import Any
 
+import numpy as np
+
 from seq2seq.atomic import write_json_atomic
 
 CONFIG_VERSION = 1
@@ -45,6 +47,18 @@ def _check_positive(name: str, value: int | float | None, allow_none: bool = Fal
         return
     if value is None or value <= 0:
         raise ConfigError(f"Expected a positive number for `{name}`. Received: {name}={value!r}")
+
+
+def check_positive_ints(**values: Any) -> None:
+    """Raises ValueError unless every value is a positive integer, quoting the first bad one.
+
+    For function and layer arguments (``check_positive_ints(units=units)``).
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+            raise ValueError(
+                f"Expected a positive integer for `{name}`. Received: {name}={value!r}"
+            )
 
 
 def _check_rate(name: str, value: float) -> None:

@@ -210,24 +210,29 @@ def make_dataset(
     """
     if len(encoded) == 0:
         raise ValueError("Cannot build a dataset from 0 sentence pairs.")
-    n = len(encoded)
-    if shuffle:
-        # One permutation of the pair indices per pass, drawn from a seeded
-        # generator whose state lives with the dataset: every pass (also from
-        # a new iterator, as `fit` makes per epoch) gets a new order, and no
-        # shuffle buffer holds pairs or indices.
-        generator = tf.random.Generator.from_seed(seed)
-        order = (
-            tf.data.Dataset.from_tensors(tf.constant(0))
-            .map(lambda _: tf.argsort(generator.uniform([n])))
-            .unbatch()
-        )
-    else:
-        order = tf.data.Dataset.range(n)
+    order = index_order(len(encoded), shuffle, seed)
     batches, _ = _bucketed_batches(
         order, encoded, batch_size, bucket_width, pad_multiple, batch_length_limit
     )
     return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def index_order(n: int, shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """The indices 0..n-1 (int64), in a new seeded order on every pass if ``shuffle``.
+
+    The permutation comes from a seeded generator whose state lives with the
+    dataset: every pass (also from a new iterator, as ``fit`` makes per
+    epoch) gets a new order, and no shuffle buffer holds anything.
+    """
+    if not shuffle:
+        return tf.data.Dataset.range(n)
+    generator = tf.random.Generator.from_seed(seed)
+    return (
+        tf.data.Dataset.from_tensors(tf.constant(0))
+        .map(lambda _: tf.argsort(generator.uniform([n])))
+        .unbatch()
+        .map(lambda index: tf.cast(index, tf.int64))
+    )
 
 
 def make_epoch_stream(
@@ -255,14 +260,7 @@ def make_epoch_stream(
     if len(encoded) == 0:
         raise ValueError("Cannot build a dataset from 0 sentence pairs.")
     n = len(encoded)
-    _, steps = _bucketed_batches(
-        tf.data.Dataset.range(n),
-        encoded,
-        batch_size,
-        bucket_width,
-        pad_multiple,
-        batch_length_limit,
-    )
+    _, _, steps = _bucket_plan(encoded, batch_size, bucket_width, batch_length_limit)
 
     def one_epoch(epoch):
         keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
@@ -274,6 +272,16 @@ def make_epoch_stream(
 
     stream = tf.data.Dataset.range(initial_epoch, 2**62).flat_map(one_epoch)
     return stream.prefetch(tf.data.AUTOTUNE), steps
+
+
+def _bucket_plan(
+    encoded: EncodedPairs, batch_size: int, bucket_width: int, batch_length_limit: int | None
+) -> tuple[list[int], list[int], int]:
+    """Returns the bucket boundaries, each bucket's batch size and the batches per pass."""
+    lengths = element_lengths(encoded)
+    boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
+    sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
+    return boundaries, sizes, count_batches(lengths, boundaries, sizes)
 
 
 def _bucketed_batches(
@@ -290,9 +298,8 @@ def _bucketed_batches(
         ``(dataset, number of batches)``.
     """
     order = order.map(lambda index: tf.cast(index, tf.int64))
+    boundaries, sizes, steps = _bucket_plan(encoded, batch_size, bucket_width, batch_length_limit)
     lengths = element_lengths(encoded)
-    boundaries = bucket_boundaries(int(lengths.max()), bucket_width)
-    sizes = bucket_batch_sizes(boundaries, batch_size, batch_length_limit, int(lengths.max()))
     # Bucketing runs on pair indices (cheap scalars); each batch of indices is
     # then turned into padded id arrays with a few vectorised ops.
     length_of = tf.constant(lengths.astype(np.int32))
@@ -309,7 +316,6 @@ def _bucketed_batches(
 
     dataset = dataset.map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # Known cardinality gives Keras' progress bar its total from the first epoch.
-    steps = count_batches(lengths, boundaries, sizes)
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)), steps
 
 

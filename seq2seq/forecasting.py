@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from seq2seq.config import check_positive_ints
 from seq2seq.decoding import write_column
 from seq2seq.layers import ConcatBridge, Encoder
 from seq2seq.layers.inputs import feature_mask
@@ -87,7 +88,7 @@ def sliding_windows(
     Raises:
         ValueError: for bad arguments, or a series too short for one window.
     """
-    _check_positive(past_length=past_length, horizon=horizon, stride=stride)
+    check_positive_ints(past_length=past_length, horizon=horizon, stride=stride)
     series = np.asarray(series, dtype=np.float32)
     if series.ndim != 2:
         raise ValueError(
@@ -154,7 +155,7 @@ class NumericDecoder(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         _check_cell(cell)
-        _check_positive(units=units, num_layers=num_layers)
+        check_positive_ints(units=units, num_layers=num_layers)
         self.cell = cell
         self.units = units
         self.num_layers = num_layers
@@ -261,9 +262,9 @@ class Forecaster(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive(num_features=num_features)
+        check_positive_ints(num_features=num_features)
         _check_target_index(target_index, num_features)
-        _check_positive(horizon=horizon, units=units, num_layers=num_layers)
+        check_positive_ints(horizon=horizon, units=units, num_layers=num_layers)
         _check_cell(cell)
         self.num_features = num_features
         self.target_index = target_index
@@ -329,7 +330,7 @@ class Forecaster(keras.Model):
         """
         self._check_past(past)
         horizon = self.horizon if horizon is None else horizon
-        _check_positive(horizon=horizon)
+        check_positive_ints(horizon=horizon)
         states = self.bridge(self.encoder(past, training=training).states)
         start = ops.cast(last_observed(past, self.target_index), "float32")
         outputs = ops.zeros((ops.shape(past)[0], horizon), dtype="float32")
@@ -405,20 +406,11 @@ class ForecastModel(keras.Model):
             )
         self.forecaster = forecaster
         self.horizon = forecaster.horizon if horizon is None else horizon
-        _check_positive(horizon=self.horizon)
+        check_positive_ints(horizon=self.horizon)
         self.compile(jit_compile=jit_compile)
 
     def call(self, past):
         return self.forecaster.forecast(past, self.horizon)
-
-
-def _check_positive(**values) -> None:
-    """Raises ValueError unless every value is a positive integer, quoting the first bad one."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-            raise ValueError(
-                f"Expected a positive integer for `{name}`. Received: {name}={value!r}"
-            )
 
 
 def _check_target_index(target_index, num_features: int) -> None:

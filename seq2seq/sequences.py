@@ -24,7 +24,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from seq2seq.data import bucket_batch_sizes, bucket_boundaries, count_batches
+from seq2seq.config import check_positive_ints
+from seq2seq.data import bucket_batch_sizes, bucket_boundaries, count_batches, index_order
 
 PADDING_VALUE = 0.0  # an all-zero frame is padding (``layers.inputs.feature_mask``)
 
@@ -122,21 +123,6 @@ def check_feature_sequences(features: PackedSequences) -> None:
 
 
 GROUPINGS = ("pools", "buckets", "none")
-
-
-def _index_order(n: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """Returns a dataset of the indices 0..n-1, in a new seeded order on every pass if ``shuffle``."""
-    if not shuffle:
-        return tf.data.Dataset.range(n)
-    # The generator's state lives with the dataset: each pass (Keras makes a
-    # new iterator per epoch) draws a new permutation; no shuffle buffer.
-    generator = tf.random.Generator.from_seed(seed)
-    return (
-        tf.data.Dataset.from_tensors(tf.constant(0))
-        .map(lambda _: tf.argsort(generator.uniform([n])))
-        .unbatch()
-        .map(lambda index: tf.cast(index, tf.int64))
-    )
 
 
 def _dense(ragged: tf.RaggedTensor, multiple: int) -> tf.Tensor:
@@ -279,7 +265,7 @@ def make_sequence_dataset(
     """
     features = as_packed(features)
     check_feature_sequences(features)
-    _check_positive(
+    check_positive_ints(
         batch_size=batch_size,
         pool_batches=pool_batches,
         bucket_width=bucket_width,
@@ -290,7 +276,7 @@ def make_sequence_dataset(
             f"Expected one of {GROUPINGS} for `grouping`. Received: grouping={grouping!r}"
         )
     if batch_length_limit is not None:
-        _check_positive(batch_length_limit=batch_length_limit)
+        check_positive_ints(batch_length_limit=batch_length_limit)
         if grouping != "buckets":
             raise ValueError(
                 "`batch_length_limit` needs grouping='buckets'. "
@@ -298,7 +284,7 @@ def make_sequence_dataset(
             )
     lengths = features.lengths
     step_targets, sequence_targets = _packed_targets(step_targets, sequence_targets, lengths)
-    order = _index_order(len(features), shuffle, seed)
+    order = index_order(len(features), shuffle, seed)
     sizes = (batch_size, pool_batches, bucket_width, batch_length_limit)
     batches, num_batches = _batch_indices(order, lengths, grouping, shuffle, seed, *sizes)
     frames = features.ragged()
@@ -484,7 +470,7 @@ def predict_sequences(
     """
     packed = as_packed(sequences)
     check_feature_sequences(packed)
-    _check_positive(batch_size=batch_size, pad_multiple=pad_multiple)
+    check_positive_ints(batch_size=batch_size, pad_multiple=pad_multiple)
     lengths = packed.lengths
     order = np.argsort(lengths, kind="stable")
     results: list[np.ndarray | None] = [None] * len(packed)
@@ -501,12 +487,3 @@ def predict_sequences(
         for row, index in enumerate(indices):
             results[index] = outputs[row, : lengths[index]] if per_step else outputs[row]
     return results
-
-
-def _check_positive(**values) -> None:
-    """Raises ValueError unless every value is a positive integer, quoting the first bad one."""
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-            raise ValueError(
-                f"Expected a positive integer for `{name}`. Received: {name}={value!r}"
-            )

@@ -31,14 +31,11 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from seq2seq.config import check_positive_ints
+
 # Backends whose compiled fit/evaluate/predict steps never update stateful RNN
 # states (measured with Keras 3.15: the states stay zero after predict on JAX).
 BACKENDS_WITHOUT_COMPILED_STATES = ("jax",)
-
-
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"Expected a positive integer for `{name}`. Received: {name}={value!r}")
 
 
 def stream_windows(
@@ -65,8 +62,8 @@ def stream_windows(
         ValueError: if the stream is shorter than one batch, or its length is
             not a multiple of ``batch_size * window`` and not ``drop_remainder``.
     """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("window", window)
+    check_positive_ints(batch_size=batch_size)
+    check_positive_ints(window=window)
     stream = np.asarray(stream)
     steps_per_batch = batch_size * window
     num_batches = len(stream) // steps_per_batch
@@ -89,7 +86,7 @@ def stream_windows(
 
 def unstream_windows(windows: np.ndarray, batch_size: int) -> np.ndarray:
     """Inverse of ``stream_windows``: windows [n * batch_size, window, ...] -> stream [time, ...]."""
-    _check_positive_int("batch_size", batch_size)
+    check_positive_ints(batch_size=batch_size)
     windows = np.asarray(windows)
     if windows.ndim < 2 or len(windows) % batch_size:
         raise ValueError(
@@ -308,7 +305,7 @@ def with_batch_size(model: keras.Model, batch_size: int) -> keras.Model:
     Raises:
         ValueError: if ``model`` is neither Sequential nor functional.
     """
-    _check_positive_int("batch_size", batch_size)
+    check_positive_ints(batch_size=batch_size)
     # Only Sequential and functional models have symbolic `inputs` to re-declare.
     if not getattr(model, "inputs", None):
         raise ValueError(

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from seq2seq.config import check_positive_ints
 from seq2seq.layers import Encoder, state_count
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy
 from seq2seq.model import OUTPUT_MASK_VALUE
@@ -151,11 +152,6 @@ def frame_accuracy(true_ids: np.ndarray, predicted_ids: np.ndarray) -> float:
     return float(np.sum((predicted_ids == true_ids) & real) / max(int(np.sum(real)), 1))
 
 
-def _check_positive_int(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"Expected a positive integer for `{name}`. Received: {name}={value!r}")
-
-
 @keras.saving.register_keras_serializable(package="seq2seq")
 class Tagger(keras.Model):
     """Recurrent stack over feature frames with a softmax per frame (aligned labelling).
@@ -195,10 +191,10 @@ class Tagger(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("num_classes", num_classes)
-        _check_positive_int("num_features", num_features)
-        _check_positive_int("units", units)
-        _check_positive_int("num_layers", num_layers)
+        check_positive_ints(num_classes=num_classes)
+        check_positive_ints(num_features=num_features)
+        check_positive_ints(units=units)
+        check_positive_ints(num_layers=num_layers)
         state_count(cell)  # refuses an unknown cell, quoting it
         self.num_classes = num_classes
         self.num_features = num_features
