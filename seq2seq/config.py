@@ -24,6 +24,7 @@ CONFIG_FILENAME = "config.json"
 CELL_TYPES = ("lstm", "gru", "simple_rnn")
 SOURCE_INPUTS = ("onehot", "embedding", "features")
 TARGET_INPUTS = ("onehot", "embedding")
+ATTENTION_TYPES = ("none", "additive", "multiplicative")
 TOKENIZER_NAMES = ("char", "word")
 DECODING_STRATEGIES = ("greedy", "beam", "sampling")
 PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
@@ -84,6 +85,10 @@ class ModelConfig:
         target_input: How target tokens enter the decoder: "onehot" or "embedding".
         embedding_dim: Size of token embeddings when an input is "embedding".
         num_features: Feature vector size; required when source_input is "features".
+        attention: "none" (the decoder sees the source through its initial
+            states only), "additive" (Bahdanau) or "multiplicative" (Luong)
+            attention of the decoder over the encoder outputs; see
+            ``seq2seq.layers.attention``.
     """
 
     cell: str = "lstm"
@@ -96,9 +101,11 @@ class ModelConfig:
     target_input: str = "onehot"
     embedding_dim: int = 128
     num_features: int | None = None
+    attention: str = "none"
 
     def __post_init__(self) -> None:
         _check_choice("model.cell", self.cell, CELL_TYPES)
+        _check_choice("model.attention", self.attention, ATTENTION_TYPES)
         _check_positive("model.units", self.units)
         _check_positive("model.layers", self.layers)
         _check_rate("model.dropout", self.dropout)

@@ -218,10 +218,14 @@ class DecodingStrategy(abc.ABC):
 
     Attributes:
         num_hypotheses: hypotheses returned per sentence.
+        rows_per_sentence: decoder rows the strategy runs per sentence (the
+            beam, or the samples); its ``step_fn`` gets ``batch * rows`` rows,
+            each sentence's rows next to each other (``tile_beams``).
     """
 
     name: str = ""
     num_hypotheses: int = 1
+    rows_per_sentence: int = 1
 
     @abc.abstractmethod
     def decode(
@@ -293,6 +297,7 @@ class BeamSearch(DecodingStrategy):
                 f"Received: length_penalty={length_penalty}"
             )
         self.beam_size = beam_size
+        self.rows_per_sentence = beam_size
         self.num_hypotheses = n_best
         self.length_penalty = length_penalty
 
@@ -346,6 +351,7 @@ class RandomSampling(DecodingStrategy):
         self.top_k = top_k
         self.seed = seed
         self.num_hypotheses = num_samples
+        self.rows_per_sentence = num_samples
 
     def decode(
         self, step_fn: StepFn, initial_states, batch_size, max_length: int, row_keys=None
@@ -373,7 +379,7 @@ STRATEGIES: dict[str, type[DecodingStrategy]] = {
 
 
 class DecodingModel(keras.Model):
-    """Source -> decoded ids in one compiled call: encoder, bridge and the step loop.
+    """Source -> decoded ids in one compiled call: encoder, bridge, attention memory, step loop.
 
     Built from a trained ``Seq2Seq`` model's layers by name, so the weights are
     shared. Call it through ``predict_on_batch`` to run it as one compiled
@@ -412,11 +418,18 @@ class DecodingModel(keras.Model):
         self.compile(jit_compile=jit_compile)
 
     def call(self, source):
-        initial_states = self.bridge(self.encoder(source, training=False).states)
+        encoded = self.encoder(source, training=False)
+        initial_states = self.bridge(encoded.states)
         batch_size = ops.shape(source)[0]
+        # The attention memory is the same for all the rows of a sentence:
+        # tiled once here, never reordered by the search.
+        memory = self.decoder.prepare_memory(encoded.outputs, encoded.mask)
+        rows = self.strategy.rows_per_sentence
+        if memory is not None and rows > 1:
+            memory = keras.tree.map_structure(lambda m: tile_beams(m, rows), memory)
 
         def step(tokens, states):
-            logits, states = self.decoder.step(tokens, states)
+            logits, states = self.decoder.step(tokens, states, memory=memory)
             return output_logits(logits), states
 
         result = self.strategy.decode(

@@ -14,9 +14,12 @@ Signatures (all take any batch size):
   [batch, n] (``n`` = the strategy's hypotheses, best first).
 - ``tokenize``: ``sentences`` -> ``source_ids`` int32 [batch, time] (PAD_ID padded).
 - ``encode``: ``source_ids`` -> ``state_0`` ... ``state_{k-1}`` float32
-  [batch, decoder_units], the decoder's initial states (the inference encoder).
-- ``decode_step``: ``tokens`` int32 [batch] and the states -> ``probabilities``
-  float32 [batch, target_vocab_size] and the next states (the one-step decoder).
+  [batch, decoder_units], the decoder's initial states (the inference encoder);
+  with attention also ``memory_values`` and ``memory_keys`` float32
+  [batch, src_time, decoder_units] and ``memory_mask`` float32 [batch, src_time].
+- ``decode_step``: ``tokens`` int32 [batch] and the states (and memory) ->
+  ``probabilities`` float32 [batch, target_vocab_size] and the next states
+  (the memory comes back unchanged): the one-step decoder.
 - ``detokenize``: ``ids`` int32 [batch, time], ``lengths`` int32 [batch] -> ``text``.
 
 The vocabularies are assets (``assets/source_vocab.txt``,
@@ -118,10 +121,18 @@ class TranslationModule(tf.Module):
         self._whitespace = _whitespace_pattern()
         model_config = translator.model.model_config
         num_states = model_config.layers * state_count(model_config.cell)
+        units = model_config.decoder_units
         state_specs = [
-            tf.TensorSpec([None, model_config.decoder_units], tf.float32, name=f"state_{i}")
-            for i in range(num_states)
+            tf.TensorSpec([None, units], tf.float32, name=f"state_{i}") for i in range(num_states)
         ]
+        self._state_names = [spec.name for spec in state_specs]
+        if model_config.attention != "none":
+            state_specs += [
+                tf.TensorSpec([None, None, units], tf.float32, name="memory_values"),
+                tf.TensorSpec([None, None, units], tf.float32, name="memory_keys"),
+                tf.TensorSpec([None, None], tf.float32, name="memory_mask"),
+            ]
+            self._state_names += [spec.name for spec in state_specs[num_states:]]
         self.encode = tf.function(
             self._encode_states,
             input_signature=[tf.TensorSpec([None, None], tf.int32, name="source_ids")],
@@ -184,13 +195,13 @@ class TranslationModule(tf.Module):
 
     def _encode_states(self, source_ids):
         states = self.encoder_model(source_ids)
-        return {f"state_{i}": state for i, state in enumerate(states)}
+        return dict(zip(self._state_names, states, strict=True))
 
     def _decode_step(self, tokens, *states):
         outputs = self.step_model([tokens, *states])
         return {
             "probabilities": outputs[0],
-            **{f"state_{i}": state for i, state in enumerate(outputs[1:])},
+            **dict(zip(self._state_names, outputs[1:], strict=True)),
         }
 
 

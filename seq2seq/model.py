@@ -11,7 +11,7 @@ import numpy as np
 from keras import ops
 
 from seq2seq.config import ModelConfig, build_dataclass
-from seq2seq.layers import ConcatBridge, Decoder, Encoder, state_count
+from seq2seq.layers import AttentionMemory, ConcatBridge, Decoder, Encoder, state_count
 from seq2seq.vocab import BOS_ID, PAD_ID
 
 ENCODER_NAME = "encoder"
@@ -43,6 +43,8 @@ class Seq2Seq(keras.Model):
 
     The encoder's final states (``return_state``) pass through the bridge and
     initialise the decoder, which reads BOS + target and predicts target + EOS.
+    With ``model_config.attention`` the decoder also attends over the
+    encoder's outputs (``seq2seq.layers.attention``).
 
     Args:
         model_config: ``ModelConfig`` or its dict form.
@@ -100,13 +102,17 @@ class Seq2Seq(keras.Model):
             embedding_dim=c.embedding_dim,
             dropout=c.dropout,
             recurrent_dropout=c.recurrent_dropout,
+            attention=c.attention,
             name=DECODER_NAME,
         )
 
     def call(self, inputs, training=None):
         encoded = self.encoder(inputs["source"], training=training)
         initial_states = self.bridge(encoded.states)
-        return self.decoder(inputs["decoder_input"], initial_states, training=training)
+        memory = self.decoder.prepare_memory(encoded.outputs, encoded.mask)
+        return self.decoder(
+            inputs["decoder_input"], initial_states, memory=memory, training=training
+        )
 
     def dummy_inputs(self) -> dict[str, np.ndarray]:
         """Returns a one-example batch that builds every weight when called."""
@@ -173,32 +179,48 @@ def output_logits(logits):
     return ops.where(never, OUTPUT_MASK_VALUE, ops.cast(logits, "float32"))
 
 
+def inference_state_count(model_config: ModelConfig) -> int:
+    """Number of recurrent state tensors in the inference graph's flat state list."""
+    return model_config.layers * state_count(model_config.cell)
+
+
 class EncoderModel(keras.Model):
     """Inference encoder: source -> the decoder's initial states (flat list).
 
-    Shares the trained encoder and bridge layers (their weights are the model's).
+    Shares the trained encoder, bridge and (with attention) attention layers
+    (their weights are the model's).
 
     Call arguments:
         source: int ids [batch, src_time] or features [batch, src_time, num_features].
 
     Returns:
-        list of float tensors [batch, decoder_units]: ``flatten_states`` order.
+        list of float tensors: the recurrent states [batch, decoder_units] in
+        ``flatten_states`` order; with attention followed by the attention
+        memory ``values`` [batch, src_time, memory_dim], ``keys``
+        [batch, src_time, decoder_units] and ``mask`` float32 [batch, src_time]
+        (``AttentionMemory``), which every step passes on unchanged.
     """
 
-    def __init__(self, encoder: Encoder, bridge: ConcatBridge, **kwargs):
+    def __init__(self, encoder: Encoder, bridge: ConcatBridge, decoder: Decoder, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.bridge = bridge
+        self.decoder = decoder
 
     def call(self, source):
-        return flatten_states(self.bridge(self.encoder(source, training=False).states))
+        encoded = self.encoder(source, training=False)
+        flat = flatten_states(self.bridge(encoded.states))
+        memory = self.decoder.prepare_memory(encoded.outputs, encoded.mask)
+        # ops.copy: new tensors without the Keras mask the recurrent layers
+        # attached, which the step model would warn about.
+        return flat if memory is None else [*flat, *(ops.copy(m) for m in memory)]
 
 
 class StepModel(keras.Model):
     """Inference decoder step: previous token + states -> next-token probabilities + states.
 
-    Shares the trained decoder layer (its cells and projection). The
-    probabilities are those of ``output_logits``: PAD and BOS get 0.
+    Shares the trained decoder layer (its cells, attention and projection).
+    The probabilities are those of ``output_logits``: PAD and BOS get 0.
 
     Call arguments:
         inputs: list ``[tokens, *states]``: tokens int [batch], states the flat
@@ -206,7 +228,8 @@ class StepModel(keras.Model):
 
     Returns:
         list ``[probabilities, *new_states]``: probabilities float
-        [batch, target_vocab_size].
+        [batch, target_vocab_size]; the new states have the layout of the
+        ``EncoderModel`` list (the attention memory comes back unchanged).
     """
 
     def __init__(self, decoder: Decoder, **kwargs):
@@ -215,9 +238,20 @@ class StepModel(keras.Model):
 
     def call(self, inputs):
         tokens, flat = inputs[0], list(inputs[1:])
+        n = self.decoder.num_layers * state_count(self.decoder.cell)
+        memory = None
+        if self.decoder.attention != "none":
+            if len(flat) != n + len(AttentionMemory._fields):
+                raise ValueError(
+                    f"Expected {n} state tensors and the attention memory "
+                    f"({', '.join(AttentionMemory._fields)}). Received: {len(flat)} tensors"
+                )
+            memory = AttentionMemory(*flat[n:])
+            flat = flat[:n]
         states = unflatten_states(flat, self.decoder.num_layers, self.decoder.cell)
-        logits, new_states = self.decoder.step(tokens, states)
-        return [ops.softmax(output_logits(logits), axis=-1), *flatten_states(new_states)]
+        logits, new_states = self.decoder.step(tokens, states, memory=memory)
+        outputs = [ops.softmax(output_logits(logits), axis=-1), *flatten_states(new_states)]
+        return outputs if memory is None else [*outputs, *memory]
 
 
 class InferenceGraph(NamedTuple):
@@ -237,6 +271,6 @@ def build_inference_graph(model: Seq2Seq) -> InferenceGraph:
     bridge = model.get_layer(BRIDGE_NAME)
     decoder = model.get_layer(DECODER_NAME)
     return InferenceGraph(
-        encoder_model=EncoderModel(encoder, bridge, name="inference_encoder"),
+        encoder_model=EncoderModel(encoder, bridge, decoder, name="inference_encoder"),
         step_model=StepModel(decoder, name="inference_step"),
     )

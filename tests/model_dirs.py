@@ -17,13 +17,15 @@ from seq2seq.vocab import Vocabulary
 TEXTS = ["abc de", "hello world", "éa"]
 
 
-def write_untrained_model_dir(path, tokenizer="char", max_source_length=12) -> str:
+def write_untrained_model_dir(
+    path, tokenizer="char", max_source_length=12, attention="none"
+) -> str:
     """Writes config, vocabularies and a seeded untrained GRU model to ``path``; returns it."""
     os.makedirs(path, exist_ok=True)
     source = Vocabulary.build(TEXTS, tokenizer)
     target = Vocabulary.build([t[::-1] for t in TEXTS], tokenizer)
     config = Config(
-        model=ModelConfig(cell="gru", units=4),
+        model=ModelConfig(cell="gru", units=4, attention=attention),
         data=DataConfig(
             source_tokenizer=tokenizer,
             target_tokenizer=tokenizer,

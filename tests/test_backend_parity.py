@@ -104,9 +104,15 @@ def trained_dir(tmp_path_factory):
 
 def test_jax_backend_gives_tensorflow_outputs(tmp_path, trained_dir):
     configs = [
-        ModelConfig(cell="lstm", units=8, layers=2, bidirectional=True),
+        ModelConfig(cell="lstm", units=8, layers=2, bidirectional=True, attention="additive"),
         ModelConfig(cell="gru", units=8, bidirectional=True, target_input="embedding"),
-        ModelConfig(cell="simple_rnn", units=8, layers=2, source_input="embedding"),
+        ModelConfig(
+            cell="simple_rnn",
+            units=8,
+            layers=2,
+            source_input="embedding",
+            attention="multiplicative",
+        ),
     ]
     paths, expected = [], []
     for index, config in enumerate(configs):

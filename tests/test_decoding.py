@@ -95,9 +95,11 @@ def _naive_greedy(model, source, max_length):
     return outputs
 
 
-def _trained_like_model(cell, bidirectional):
+def _trained_like_model(cell, bidirectional, attention="none"):
     keras.utils.set_random_seed(3)
-    config = ModelConfig(cell=cell, units=8, layers=2, bidirectional=bidirectional)
+    config = ModelConfig(
+        cell=cell, units=8, layers=2, bidirectional=bidirectional, attention=attention
+    )
     model = build_model(config, source_vocab_size=12, target_vocab_size=VOCAB)
     # Make EOS likely after a few steps so sequences end at different lengths.
     bias = model.decoder.projection.bias
@@ -106,10 +108,18 @@ def _trained_like_model(cell, bidirectional):
 
 
 @pytest.mark.parametrize(
-    "cell,bidirectional", [("lstm", False), ("gru", True), ("simple_rnn", False)]
+    "cell,bidirectional,attention",
+    [
+        ("lstm", False, "none"),
+        ("gru", True, "none"),
+        ("simple_rnn", False, "none"),
+        ("lstm", True, "additive"),
+        ("gru", False, "multiplicative"),
+    ],
 )
-def test_compiled_greedy_equals_naive_step_loop(cell, bidirectional):
-    model = _trained_like_model(cell, bidirectional)
+def test_compiled_greedy_equals_naive_step_loop(cell, bidirectional, attention):
+    # With attention the step model takes (and passes on) the attention memory.
+    model = _trained_like_model(cell, bidirectional, attention)
     source = np.array([[4, 5, 6, 7], [8, 9, 0, 0], [10, 0, 0, 0]], "int32")
     decoded = DecodingModel(model, GreedySearch(), max_length=6).predict_on_batch(source)
     expected = _naive_greedy(model, source, max_length=6)
@@ -157,12 +167,21 @@ def _forced_scores(model, source, ids, lengths, max_length):
     return ScoringModel(model).predict_on_batch(inputs).reshape(batch, n)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-@pytest.mark.parametrize("layers,bidirectional", [(1, False), (2, True), (2, False), (1, True)])
-def test_beam_hypotheses_score_as_forced_decoding(cell, layers, bidirectional):
-    # Wrongly gathered states (any cell, depth, direction) would break this equality.
+BEAM_CASES = [
+    (cell, layers, bidirectional, "none")
+    for cell in ("lstm", "gru", "simple_rnn")
+    for layers, bidirectional in ((1, False), (2, True), (2, False), (1, True))
+] + [("lstm", 2, True, "additive"), ("gru", 1, False, "multiplicative")]
+
+
+@pytest.mark.parametrize("cell,layers,bidirectional,attention", BEAM_CASES)
+def test_beam_hypotheses_score_as_forced_decoding(cell, layers, bidirectional, attention):
+    # Wrongly gathered states (any cell, depth, direction) or a wrongly tiled
+    # attention memory would break this equality.
     keras.utils.set_random_seed(4)
-    config = ModelConfig(cell=cell, units=8, layers=layers, bidirectional=bidirectional)
+    config = ModelConfig(
+        cell=cell, units=8, layers=layers, bidirectional=bidirectional, attention=attention
+    )
     model = build_model(config, source_vocab_size=12, target_vocab_size=VOCAB)
     bias = np.linspace(-0.5, 0.5, VOCAB)
     bias[EOS_ID] = 0.8  # so that hypotheses end at different lengths
@@ -230,8 +249,9 @@ def test_uniform_noise_is_uniform_and_a_function_of_seed_and_step():
     assert (u != _np(uniform_noise(6, 3, (100, 50)))).mean() > 0.99
 
 
-def test_sampling_on_a_model_returns_n_samples_scored_by_the_model():
-    model = _trained_like_model("gru", False)
+@pytest.mark.parametrize("attention", ["none", "additive"])
+def test_sampling_on_a_model_returns_n_samples_scored_by_the_model(attention):
+    model = _trained_like_model("gru", False, attention)
     source = np.array([[4, 5, 6, 7], [8, 9, 0, 0]], "int32")
     strategy = RandomSampling(temperature=1.5, seed=2, num_samples=5)
     out = DecodingModel(model, strategy, 6).predict_on_batch(source)

@@ -63,7 +63,7 @@ states = loaded.signatures["encode"](source_ids=tf.constant(out["source_ids"], t
 step = loaded.signatures["decode_step"](
     tokens=tf.ones([len(inputs)], tf.int32), **{k: states[k] for k in states}
 )
-out["states"] = [states[f"state_{i}"].numpy().tolist() for i in range(len(states))]
+out["states"] = {k: v.numpy().tolist() for k, v in states.items()}
 out["probabilities"] = step["probabilities"].numpy().tolist()
 print(json.dumps(out))
 """
@@ -86,16 +86,17 @@ def _load_in_fresh_process(export_dir, inputs, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "tokenizer,overrides",
+    "tokenizer,overrides,attention",
     [
-        ("char", {}),
-        ("word", {}),
-        ("char", {"strategy": "beam", "beam_size": 3, "n_best": 2, "length_penalty": 0.6}),
-        ("word", {"strategy": "sampling", "n_best": 2, "sampling_topk": 3, "seed": 7}),
+        ("char", {}, "none"),
+        ("word", {}, "none"),
+        ("char", {"strategy": "beam", "beam_size": 3, "n_best": 2, "length_penalty": 0.6}, "none"),
+        ("word", {"strategy": "sampling", "n_best": 2, "sampling_topk": 3, "seed": 7}, "none"),
+        ("word", {"strategy": "beam", "beam_size": 3, "n_best": 2}, "additive"),
     ],
 )
-def test_export_round_trip_equals_translator(tmp_path, tokenizer, overrides):
-    model_dir = write_untrained_model_dir(tmp_path / "m", tokenizer)
+def test_export_round_trip_equals_translator(tmp_path, tokenizer, overrides, attention):
+    model_dir = write_untrained_model_dir(tmp_path / "m", tokenizer, attention=attention)
     translator = Translator.load(model_dir, decode_overrides=overrides)
     export_dir = export_saved_model(translator, str(tmp_path / "export"))
     out = _load_in_fresh_process(export_dir, INPUTS, tmp_path)
@@ -119,8 +120,11 @@ def test_export_round_trip_equals_translator(tmp_path, tokenizer, overrides):
         ids = translator.encode_sources([sentence])[0]
         assert source[row, : len(ids)].tolist() == ids and not source[row, len(ids) :].any()
     states = translator.inference_graph.encoder_model(source)
-    for got, want in zip(out["states"], states, strict=True):
-        np.testing.assert_allclose(got, np.asarray(want), atol=1e-5)
+    names = [f"state_{i}" for i in range(len(out["states"]))]
+    if attention != "none":  # the attention memory follows the recurrent states
+        names = [*names[:-3], "memory_values", "memory_keys", "memory_mask"]
+    for name, want in zip(names, states, strict=True):
+        np.testing.assert_allclose(out["states"][name], np.asarray(want), atol=1e-5)
     step = translator.inference_graph.step_model([np.ones(len(INPUTS), "int32"), *states])
     np.testing.assert_allclose(out["probabilities"], np.asarray(step[0]), atol=1e-5)
 

@@ -14,10 +14,17 @@ def _model(**overrides):
     return build_model(config, source_vocab_size=12, target_vocab_size=10)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "simple_rnn"])
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_sequence_alone_and_in_padded_batch_gets_same_loss(cell, bidirectional):
-    model = _model(cell=cell, bidirectional=bidirectional)
+PADDING_CASES = [
+    (cell, bidirectional, "none")
+    for cell in ("lstm", "gru", "simple_rnn")
+    for bidirectional in (False, True)
+] + [("lstm", True, "additive"), ("gru", False, "multiplicative")]
+
+
+@pytest.mark.parametrize("cell,bidirectional,attention", PADDING_CASES)
+def test_sequence_alone_and_in_padded_batch_gets_same_loss(cell, bidirectional, attention):
+    # With attention, padding steps of the source must get no attention weight.
+    model = _model(cell=cell, bidirectional=bidirectional, attention=attention)
     loss = MaskedSparseCrossEntropy()
     alone = {"source": np.array([[4, 5, 6]]), "decoder_input": np.array([[1, 7, 8]])}
     target_alone = np.array([[7, 8, 2]])
@@ -42,6 +49,8 @@ def test_sequence_alone_and_in_padded_batch_gets_same_loss(cell, bidirectional):
         {},
         {"cell": "gru", "bidirectional": True, "source_input": "embedding"},
         {"cell": "simple_rnn", "layers": 1, "target_input": "embedding", "dropout": 0.1},
+        {"cell": "gru", "bidirectional": True, "attention": "additive", "dropout": 0.2},
+        {"attention": "multiplicative"},
     ],
 )
 def test_save_and_load_keras_format_in_safe_mode(tmp_path, overrides):

@@ -41,11 +41,20 @@ flags.DEFINE_float("recurrent_dropout", None, "Recurrent dropout.")
 flags.DEFINE_enum("source_input", None, ["onehot", "embedding"], "Source token input.")
 flags.DEFINE_enum("target_input", None, list(config_lib.TARGET_INPUTS), "Decoder token input.")
 flags.DEFINE_integer("embedding_dim", None, "Embedding size for embedding inputs.")
+flags.DEFINE_enum(
+    "attention",
+    None,
+    list(config_lib.ATTENTION_TYPES),
+    "Decoder attention over the encoder outputs: none, additive (Bahdanau) or "
+    "multiplicative (Luong).",
+)
 flags.DEFINE_enum("tokenizer", None, list(config_lib.TOKENIZER_NAMES), "Tokenizer of both sides.")
 flags.DEFINE_enum("source_tokenizer", None, list(config_lib.TOKENIZER_NAMES), "Source tokenizer.")
 flags.DEFINE_enum("target_tokenizer", None, list(config_lib.TOKENIZER_NAMES), "Target tokenizer.")
 flags.DEFINE_integer("max_source_length", None, "Longest source kept, in tokens.")
 flags.DEFINE_integer("max_target_length", None, "Longest target kept, in tokens.")
+flags.DEFINE_integer("min_count", None, "Tokens seen fewer times in training become UNK.")
+flags.DEFINE_integer("max_vocab_size", None, "Cap on each vocabulary (reserved tokens included).")
 flags.DEFINE_integer("epochs", None, "Training epochs.")
 flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
 flags.DEFINE_integer("patience", None, "Early stopping patience in epochs (0: off).")
@@ -84,10 +93,13 @@ FLAG_TO_CONFIG = {
     "source_input": ("model", "source_input"),
     "target_input": ("model", "target_input"),
     "embedding_dim": ("model", "embedding_dim"),
+    "attention": ("model", "attention"),
     "source_tokenizer": ("data", "source_tokenizer"),
     "target_tokenizer": ("data", "target_tokenizer"),
     "max_source_length": ("data", "max_source_length"),
     "max_target_length": ("data", "max_target_length"),
+    "min_count": ("data", "min_count"),
+    "max_vocab_size": ("data", "max_vocab_size"),
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("train", "learning_rate"),

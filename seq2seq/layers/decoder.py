@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from seq2seq.layers.attention import Attention, AttentionMemory
 from seq2seq.layers.inputs import make_token_input
 from seq2seq.layers.recurrent import as_layer_state, make_rnn
 
@@ -16,6 +17,10 @@ class Decoder(keras.layers.Layer):
     forcing); at inference ``step`` advances all layers by one token with the
     same cells, hence the same weights.
 
+    With ``attention`` set, the top layer's outputs attend over the encoder
+    outputs (``seq2seq.layers.attention``) and the attentional vector, after
+    dropout at the ``dropout`` rate, feeds the output projection.
+
     Args:
         cell: "lstm", "gru" or "simple_rnn".
         units: Positive integer, state size of each layer.
@@ -25,10 +30,12 @@ class Decoder(keras.layers.Layer):
         embedding_dim: Embedding size when ``target_input="embedding"``.
         dropout: Input dropout rate of each recurrent layer.
         recurrent_dropout: Recurrent-state dropout rate of each recurrent layer.
+        attention: "none", "additive" or "multiplicative".
 
     Call arguments:
         inputs: int ids [batch, tgt_time], BOS followed by the target.
         initial_states: per layer, a tuple of tensors [batch, units].
+        memory: ``AttentionMemory`` from ``prepare_memory`` (attention only).
         training: Python bool, enables dropout.
 
     Returns:
@@ -45,6 +52,7 @@ class Decoder(keras.layers.Layer):
         embedding_dim: int = 128,
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
+        attention: str = "none",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -60,6 +68,7 @@ class Decoder(keras.layers.Layer):
         self.embedding_dim = embedding_dim
         self.dropout = dropout
         self.recurrent_dropout = recurrent_dropout
+        self.attention = attention
 
         self.token_input = make_token_input(target_input, vocab_size, embedding_dim, "target_input")
         self.rnn_layers = [
@@ -72,21 +81,49 @@ class Decoder(keras.layers.Layer):
             )
             for i in range(num_layers)
         ]
+        self.attention_layer = None
+        if attention != "none":
+            self.attention_layer = Attention(attention, units, name="attention")
+            self.output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         # Logits stay float32 whatever the compute policy, for a stable softmax.
         self.projection = keras.layers.Dense(vocab_size, dtype="float32", name="output_projection")
 
-    def call(self, inputs, initial_states, training=None):
+    def prepare_memory(self, encoder_outputs, mask) -> AttentionMemory | None:
+        """Returns what ``call`` and ``step`` attend over (None without attention).
+
+        Args:
+            encoder_outputs: float [batch, src_time, memory_dim], ``EncoderOutput.outputs``.
+            mask: bool [batch, src_time], ``EncoderOutput.mask``.
+        """
+        if self.attention_layer is None:
+            return None
+        return self.attention_layer.prepare(encoder_outputs, mask)
+
+    def _attend(self, x, memory, training):
+        if self.attention_layer is None:
+            return x
+        if memory is None:
+            raise ValueError(
+                f"This decoder has attention={self.attention!r}: pass the `memory` "
+                "from prepare_memory()."
+            )
+        attentional, _ = self.attention_layer(x, memory)
+        return self.output_dropout(attentional, training=training)
+
+    def call(self, inputs, initial_states, memory=None, training=None):
         x = self.token_input(inputs)
         for rnn, state in zip(self.rnn_layers, initial_states, strict=True):
             x = rnn(x, initial_state=list(state), training=training)[0]
-        return self.projection(x)
+        return self.projection(self._attend(x, memory, training))
 
-    def step(self, tokens, states, training=False):
+    def step(self, tokens, states, memory=None, training=False):
         """Advances every layer by one token.
 
         Args:
             tokens: int ids [batch], the previous output tokens (BOS at first).
             states: per layer, a tuple of tensors [batch, units].
+            memory: ``AttentionMemory`` with batch rows matching ``tokens``
+                (attention only).
             training: Python bool, enables dropout.
 
         Returns:
@@ -98,6 +135,8 @@ class Decoder(keras.layers.Layer):
         for rnn, state in zip(self.rnn_layers, states, strict=True):
             x, new_state = rnn.cell(x, list(state), training=training)
             new_states.append(as_layer_state(new_state))
+        if self.attention_layer is not None:
+            x = self._attend(x[:, None, :], memory, training)[:, 0, :]
         return self.projection(x), tuple(new_states)
 
     def get_config(self):
@@ -111,4 +150,5 @@ class Decoder(keras.layers.Layer):
             "embedding_dim": self.embedding_dim,
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
+            "attention": self.attention,
         }
