@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 # Keep TensorFlow's C++ start-up chatter out of the user's terminal.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -15,6 +16,10 @@ flags.DEFINE_integer("batch_size", None, "Sentences per batch (default: from the
 
 
 FLAGS = flags.FLAGS
+
+if TYPE_CHECKING:
+    from seq2seq.datasets import ExampleReport
+    from seq2seq.readers import ReadReport
 
 
 def setup_logging() -> None:
@@ -36,6 +41,86 @@ def define_on_bad_line() -> None:
         ["error", "skip"],
         "Malformed data lines: stop with file:line (error) or skip and count them (skip).",
     )
+
+
+def define_test_file() -> None:
+    """Defines --test_file (once, for seq2seq-train and seq2seq-evaluate)."""
+    if "test_file" not in FLAGS:
+        flags.DEFINE_string("test_file", None, "Held-out pairs to score: TSV (source TAB target).")
+
+
+def define_task() -> None:
+    """Defines --task (once, for seq2seq-train and seq2seq-evaluate)."""
+    from seq2seq import tasks
+
+    if "task" not in FLAGS:
+        flags.DEFINE_enum(
+            "task",
+            None,
+            list(tasks.TASK_NAMES),
+            "Built-in task: trained on by default; scored on its test split.",
+        )
+
+
+def define_tfds_data_dir() -> None:
+    """Defines --tfds_data_dir (once, for the programs that read or write TFDS datasets)."""
+    if "tfds_data_dir" not in FLAGS:
+        flags.DEFINE_string(
+            "tfds_data_dir",
+            None,
+            "TFDS data directory (default: $TFDS_DATA_DIR or ~/tensorflow_datasets).",
+        )
+
+
+TFDS_OPTION_FLAGS = ("tfds_data_dir", "tfds_source_key", "tfds_target_key")
+
+
+def define_tfds_flags() -> None:
+    """Defines --tfds and its options (once, for seq2seq-train and seq2seq-evaluate)."""
+    define_tfds_data_dir()
+    if "tfds" in FLAGS:
+        return
+    flags.DEFINE_string(
+        "tfds",
+        None,
+        "TFDS dataset NAME/CONFIG (e.g. ted_hrlr_translate/pt_to_en, or seq2seq_corpus/NAME "
+        "for a corpus prepared by seq2seq-prepare).",
+    )
+    flags.DEFINE_string(
+        "tfds_source_key",
+        None,
+        "Feature of the TFDS examples holding the source (default: the first supervised key).",
+    )
+    flags.DEFINE_string(
+        "tfds_target_key",
+        None,
+        "Feature of the TFDS examples holding the target (default: the second supervised key).",
+    )
+
+
+def tfds_options() -> dict:
+    """Returns the keyword arguments of ``seq2seq.datasets.load_tfds`` set by the --tfds_* flags.
+
+    Raises:
+        ValueError: if a --tfds_* flag is given without --tfds.
+    """
+    given = [f"--{name}" for name in TFDS_OPTION_FLAGS if FLAGS[name].value is not None]
+    if given and not FLAGS.tfds:
+        raise ValueError(f"{', '.join(given)} only applies with --tfds.")
+    return {
+        "data_dir": FLAGS.tfds_data_dir,
+        "source_key": FLAGS.tfds_source_key,
+        "target_key": FLAGS.tfds_target_key,
+        "on_bad_line": FLAGS.on_bad_line,
+    }
+
+
+def log_data_report(report: ReadReport | ExampleReport) -> None:
+    """Logs a reader's report (``ReadReport`` or ``ExampleReport``); skipped data as a warning."""
+    if report.num_skipped:
+        logging.warning("%s", report.summary())
+    else:
+        logging.info("%s", report.summary())
 
 
 def define_seed() -> None:
