@@ -1,10 +1,13 @@
 """Export for serving: a TensorFlow SavedModel that maps UTF-8 strings to translations.
 
 The SavedModel holds the whole path from text to text in one graph:
-tokenisation (char or word, as the model's vocabularies say), vocabulary
+tokenisation (char, word or subword, as the model's vocabularies say), vocabulary
 lookup, truncation to ``data.max_source_length``, the decoding strategy (greedy,
 beam or sampling, compiled as one loop) and detokenisation. It loads with
-``tf.saved_model.load`` alone; ``seq2seq`` is not needed to serve it.
+``tf.saved_model.load`` alone; ``seq2seq`` is not needed to serve it. A model
+with a "subword" vocabulary splits words with tensorflow-text's
+``FastWordpieceTokenizer`` (its vocabulary is inside the graph): run
+``import tensorflow_text`` before loading it, to register those ops.
 
 Signatures (all take any batch size):
 
@@ -45,6 +48,7 @@ from seq2seq.checkpoint import SOURCE_VOCAB_FILENAME, TARGET_VOCAB_FILENAME
 from seq2seq.decoding import DecodingModel
 from seq2seq.layers import state_count
 from seq2seq.model import build_inference_graph
+from seq2seq.subword import SUFFIX_MARK, make_wordpiece
 from seq2seq.translator import SOURCE_LENGTH_MULTIPLE, Translator
 from seq2seq.vocab import BOS_ID, PAD_ID, UNK_ID, Vocabulary
 
@@ -73,6 +77,21 @@ def _whitespace_pattern() -> str:
     """An RE2 class of exactly the characters Python's ``str.split()`` splits on."""
     spaces = [c for c in range(sys.maxunicode + 1) if chr(c).isspace()]
     return "[" + "".join(f"\\x{{{c:x}}}" for c in spaces) + "]+"
+
+
+def join_wordpieces(pieces: tf.RaggedTensor) -> tf.Tensor:
+    """``seq2seq.subword.join_pieces`` in the graph: string pieces [batch, None] -> text [batch].
+
+    A continuation piece ("##ing") loses its mark and is glued to the text
+    before it; any other piece starts a new word after one space.
+    """
+
+    def render(flat):
+        tail = tf.strings.regex_replace(flat, f"^{SUFFIX_MARK}", "", replace_global=False)
+        return tf.where(tf.equal(tail, flat), tf.strings.join([" ", flat]), tail)
+
+    joined = tf.strings.reduce_join(tf.ragged.map_flat_values(render, pieces), axis=1)
+    return tf.strings.regex_replace(joined, "^ ", "", replace_global=False)
 
 
 class TranslationModule(tf.Module):
@@ -117,6 +136,9 @@ class TranslationModule(tf.Module):
         )
         self._source_tokenizer = translator.source_vocab.tokenizer.name
         self._target_tokenizer = translator.target_vocab.tokenizer.name
+        self.source_wordpiece = None
+        if self._source_tokenizer == "subword":
+            self.source_wordpiece = make_wordpiece(translator.source_vocab.tokens)
         self._max_source_length = config.data.max_source_length
         self._whitespace = _whitespace_pattern()
         model_config = translator.model.model_config
@@ -153,11 +175,17 @@ class TranslationModule(tf.Module):
         words = tf.strings.split(spaced, sep=" ")
         return tf.ragged.boolean_mask(words, tf.not_equal(words, ""))
 
+    def _source_ids(self, sentences):
+        """Source ids of every sentence, as ``Vocabulary.encode`` makes them: ragged int32 [batch, None]."""
+        tokens = self._split(sentences)  # subword: the words
+        if self.source_wordpiece is not None:
+            pieces = self.source_wordpiece.tokenize(tokens)  # [batch, words, pieces]
+            return tf.cast(pieces.merge_dims(1, 2), tf.int32)
+        return tf.cast(self.source_table.lookup(tf.io.encode_base64(tokens)), tf.int32)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="sentences")])
     def tokenize(self, sentences):
-        tokens = self._split(sentences)
-        ids = tf.cast(self.source_table.lookup(tf.io.encode_base64(tokens)), tf.int32)
-        ids = ids[:, : self._max_source_length]
+        ids = self._source_ids(sentences)[:, : self._max_source_length]
         # The Translator's padding: the longest source, rounded up to a multiple of 8.
         padded = ids.to_tensor(default_value=PAD_ID)
         longest = tf.maximum(tf.shape(padded)[1], 1)
@@ -178,6 +206,8 @@ class TranslationModule(tf.Module):
         words = tf.io.decode_base64(
             tf.ragged.map_flat_values(self.target_table.lookup, tf.cast(tokens, tf.int64))
         )
+        if self._target_tokenizer == "subword":
+            return {"text": join_wordpieces(words)}
         separator = "" if self._target_tokenizer == "char" else " "
         return {"text": tf.strings.reduce_join(words, axis=1, separator=separator)}
 

@@ -282,8 +282,7 @@ class Translator:
 
     def normalize_target(self, text: str) -> str:
         """Returns ``text`` as the target tokenizer would write it back (e.g. single spaces)."""
-        tokenizer = self.target_vocab.tokenizer
-        return tokenizer.detokenize(tokenizer.tokenize(text))
+        return self.target_vocab.tokenizer.normalize(text)
 
     def translate(self, sentences: Sequence[str], batch_size: int | None = None) -> list[str]:
         """Translates ``sentences``; returns one string per input, in order."""

@@ -9,7 +9,12 @@ Vocabularies are stored as UTF-8 JSON (never pickle):
     {"format": "seq2seq.vocabulary", "version": 1,
      "tokenizer": "char", "tokens": ["<pad>", "<s>", "</s>", "<unk>", ...]}
 
-This module is pure Python; it does not import TensorFlow.
+The tokenizers are "char", "word" and "subword" (WordPiece pieces learned from
+the training text; see `seq2seq.subword`, which registers itself here when
+first asked for). The tokens of a file are all it takes to rebuild any of them.
+
+This module is pure Python; it does not import TensorFlow. Only the subword
+tokenizer does (tensorflow-text), and only once it learns or splits text.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import abc
 import collections
 import errno
+import importlib
 import json
 import operator
 import os
@@ -39,10 +45,14 @@ class Tokenizer(abc.ABC):
     """Splits text into string tokens and joins tokens back into text.
 
     Subclasses set the class attribute `name`, the key under which they are
-    registered in `TOKENIZERS` and stored in vocabulary files.
+    registered in `TOKENIZERS` and stored in vocabulary files. A tokenizer
+    whose splitting depends on its vocabulary's tokens sets `needs_vocabulary`
+    and returns a bound copy from `for_tokens`; `Vocabulary` binds it.
     """
 
     name: str
+    # True if text can only be split once the vocabulary's tokens are known.
+    needs_vocabulary: bool = False
 
     @abc.abstractmethod
     def tokenize(self, text: str) -> list[str]:
@@ -65,6 +75,52 @@ class Tokenizer(abc.ABC):
         Returns:
             The text.
         """
+
+    def tokenize_batch(self, texts: Sequence[str]) -> list[list[str]]:
+        """Splits every text of `texts`; the same as `tokenize` on each, maybe faster."""
+        return [self.tokenize(text) for text in texts]
+
+    def normalize(self, text: str) -> str:
+        """Returns `text` as the tokenizer writes it back (e.g. with single spaces)."""
+        return self.detokenize(self.tokenize(text))
+
+    def for_tokens(self, tokens: Sequence[str]) -> Tokenizer:
+        """Returns the tokenizer to use with a vocabulary of `tokens` (this one by default)."""
+        del tokens  # Char and word splitting do not depend on the vocabulary.
+        return self
+
+    def learn_tokens(
+        self, texts: Iterable[str], *, min_count: int, max_size: int | None
+    ) -> list[str]:
+        """Chooses the non-reserved tokens of a new vocabulary, in id order.
+
+        By default these are the tokens of `texts` seen at least `min_count`
+        times, by decreasing frequency, ties broken by the token string.
+
+        Args:
+            texts: The texts to learn from.
+            min_count: Positive integer; rarer tokens are left out.
+            max_size: Maximum vocabulary size, reserved tokens included, or
+                `None` for no limit.
+
+        Returns:
+            The tokens, none of them a reserved token.
+        """
+        counts: collections.Counter[str] = collections.Counter()
+        for text in texts:
+            counts.update(self.tokenize(text))
+        reserved = set(RESERVED_TOKENS)
+        ranked = sorted(
+            (
+                token
+                for token, count in counts.items()
+                if count >= min_count and token not in reserved
+            ),
+            key=lambda token: (-counts[token], token),
+        )
+        if max_size is not None:
+            ranked = ranked[: max_size - len(RESERVED_TOKENS)]
+        return ranked
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Tokenizer):
@@ -110,25 +166,42 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {
     CharTokenizer.name: CharTokenizer,
     WordTokenizer.name: WordTokenizer,
 }
+# Tokenizers defined in a module of their own (which imports this one), imported
+# when first asked for; the module calls `register_tokenizer`.
+_TOKENIZER_MODULES = {"subword": "seq2seq.subword"}
+
+
+def register_tokenizer(tokenizer_class: type[Tokenizer]) -> type[Tokenizer]:
+    """Registers `tokenizer_class` under its `name` in `TOKENIZERS`; returns it."""
+    TOKENIZERS[tokenizer_class.name] = tokenizer_class
+    return tokenizer_class
+
+
+def tokenizer_names() -> list[str]:
+    """The names `get_tokenizer` accepts, sorted ("char", "subword", "word")."""
+    return sorted({*TOKENIZERS, *_TOKENIZER_MODULES})
 
 
 def get_tokenizer(name: str) -> Tokenizer:
     """Returns a new tokenizer registered under `name`.
 
     Args:
-        name: A key of `TOKENIZERS`, e.g. "char" or "word".
+        name: One of `tokenizer_names()`, e.g. "char", "word" or "subword".
 
     Returns:
-        An instance of the tokenizer class.
+        An instance of the tokenizer class (a subword tokenizer not yet bound
+        to a vocabulary: `Vocabulary` binds it).
 
     Raises:
         ValueError: If `name` is not a registered tokenizer name.
     """
+    if isinstance(name, str) and name not in TOKENIZERS and name in _TOKENIZER_MODULES:
+        importlib.import_module(_TOKENIZER_MODULES[name])
     try:
         tokenizer_class = TOKENIZERS[name]
     except (KeyError, TypeError):
         raise ValueError(
-            f"Unknown tokenizer {name!r}. Expected one of: {', '.join(sorted(TOKENIZERS))}."
+            f"Unknown tokenizer {name!r}. Expected one of: {', '.join(tokenizer_names())}."
         ) from None
     return tokenizer_class()
 
@@ -178,7 +251,7 @@ class Vocabulary:
         tokens = tuple(tokens)
         _validate_tokens(tokens)
         self._tokens = tokens
-        self._tokenizer = _resolve_tokenizer(tokenizer)
+        self._tokenizer = _resolve_tokenizer(tokenizer).for_tokens(tokens)
         self._ids = {token: index for index, token in enumerate(tokens)}
 
     @classmethod
@@ -192,16 +265,19 @@ class Vocabulary:
     ) -> Vocabulary:
         """Builds a vocabulary from the tokens of `texts`.
 
-        Tokens are ordered by decreasing frequency, ties broken by the token
-        string, so the result does not depend on the order of `texts`. A token
-        equal to a reserved token string keeps its reserved id.
+        For "char" and "word", tokens are ordered by decreasing frequency, ties
+        broken by the token string, so the result does not depend on the order
+        of `texts`; a token equal to a reserved token string keeps its reserved
+        id. "subword" learns WordPiece pieces instead (`seq2seq.subword`).
 
         Args:
             texts: The texts to count tokens in.
             tokenizer: The tokenizer, or its name.
-            min_count: Positive integer; tokens seen fewer times are left out.
+            min_count: Positive integer; tokens (subword: pieces) seen fewer
+                times are left out.
             max_size: Maximum number of tokens including the reserved ones, at
-                least `len(RESERVED_TOKENS)`; `None` for no limit.
+                least `len(RESERVED_TOKENS)`; `None` for no limit (subword:
+                `seq2seq.subword.DEFAULT_VOCAB_SIZE`).
 
         Returns:
             The new vocabulary.
@@ -223,21 +299,8 @@ class Vocabulary:
                 f"(the reserved tokens count). Received: max_size={max_size!r}"
             )
         tokenizer = _resolve_tokenizer(tokenizer)
-        counts: collections.Counter[str] = collections.Counter()
-        for text in texts:
-            counts.update(tokenizer.tokenize(text))
-        reserved = set(RESERVED_TOKENS)
-        ranked = sorted(
-            (
-                token
-                for token, count in counts.items()
-                if count >= min_count and token not in reserved
-            ),
-            key=lambda token: (-counts[token], token),
-        )
-        if max_size is not None:
-            ranked = ranked[: max_size - num_reserved]
-        return cls(RESERVED_TOKENS + tuple(ranked), tokenizer)
+        learned = tokenizer.learn_tokens(texts, min_count=min_count, max_size=max_size)
+        return cls(RESERVED_TOKENS + tuple(learned), tokenizer)
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -306,7 +369,24 @@ class Vocabulary:
         Returns:
             The token ids; unknown tokens become `UNK_ID`.
         """
-        ids = [self._ids.get(token, UNK_ID) for token in self._tokenizer.tokenize(text)]
+        return self._to_ids(self._tokenizer.tokenize(text), add_bos, add_eos)
+
+    def encode_batch(
+        self, texts: Sequence[str], *, add_bos: bool = False, add_eos: bool = False
+    ) -> list[list[int]]:
+        """`encode` of every text of `texts`, tokenized together (faster for "subword").
+
+        Returns:
+            One list of ids per text, in order.
+        """
+        return [
+            self._to_ids(tokens, add_bos, add_eos)
+            for tokens in self._tokenizer.tokenize_batch(texts)
+        ]
+
+    def _to_ids(self, tokens: list[str], add_bos: bool, add_eos: bool) -> list[int]:
+        """The ids of `tokens` (UNK_ID when unknown), with BOS/EOS as asked."""
+        ids = [self._ids.get(token, UNK_ID) for token in tokens]
         if add_bos:
             ids.insert(0, BOS_ID)
         if add_eos:
@@ -388,9 +468,9 @@ class Vocabulary:
                 f"{source}: unsupported version {version} (this code reads version {VOCAB_VERSION})."
             )
         name = data["tokenizer"]
-        if not isinstance(name, str) or name not in TOKENIZERS:
+        if not isinstance(name, str) or name not in tokenizer_names():
             raise VocabularyError(
-                f"{source}: key 'tokenizer' must be one of {', '.join(sorted(TOKENIZERS))}. "
+                f"{source}: key 'tokenizer' must be one of {', '.join(tokenizer_names())}. "
                 f"Received: {name!r}"
             )
         tokens = data["tokens"]

@@ -61,7 +61,7 @@ def test_tokenizers_split_and_join(name, cls, text, tokens, joined):
 
 
 def test_get_tokenizer_bad_name_lists_allowed_names():
-    with pytest.raises(ValueError, match=r"'bpe'.*char, word"):
+    with pytest.raises(ValueError, match=r"'bpe'.*char, subword, word"):
         get_tokenizer("bpe")
 
 
