@@ -245,7 +245,8 @@ def restore_checkpoint(model: keras.Model, config: Config, path: str, state: dic
     """Loads weights, optimizer and dropout random state of a committed epoch into ``model``.
 
     The learning rate of ``config`` wins over the saved one, so a run resumed
-    with another ``train.learning_rate`` uses it.
+    with another ``train.learning_rate`` uses it (a schedule goes on from the
+    restored optimizer step).
 
     Raises:
         TrainingError: naming ``path`` when it is missing or cannot be loaded.
@@ -260,6 +261,7 @@ def restore_checkpoint(model: keras.Model, config: Config, path: str, state: dic
             f"({type(error).__name__}: {reason}). Delete {STATE_FILENAME} and {BACKUP_DIRNAME}/ "
             "in the model directory to train from scratch."
         ) from error
-    model.optimizer.learning_rate = config.train.learning_rate
+    if config.train.lr_schedule == "constant":
+        model.optimizer.learning_rate = config.train.learning_rate
     for variable, value in zip(_seed_states(model), state.get("rng_states", []), strict=False):
         variable.assign(np.asarray(value, dtype=variable.dtype))

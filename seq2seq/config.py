@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from seq2seq.atomic import write_json_atomic
+from seq2seq.subword import DEFAULT_VOCAB_SIZE as DEFAULT_SUBWORD_VOCAB_SIZE
 
 CONFIG_VERSION = 1
 CONFIG_FILENAME = "config.json"
@@ -25,10 +26,11 @@ CELL_TYPES = ("lstm", "gru", "simple_rnn")
 SOURCE_INPUTS = ("onehot", "embedding", "features")
 TARGET_INPUTS = ("onehot", "embedding")
 ATTENTION_TYPES = ("none", "additive", "multiplicative")
-TOKENIZER_NAMES = ("char", "word")
+TOKENIZER_NAMES = ("char", "word", "subword")
 DECODING_STRATEGIES = ("greedy", "beam", "sampling")
 PRECISION_POLICIES = ("none", "mixed_float16", "mixed_bfloat16")
-DISTRIBUTIONS = ("none", "mirrored")
+DISTRIBUTIONS = ("none", "mirrored", "multi_worker")
+LR_SCHEDULES = ("constant", "cosine")
 MIN_VOCAB_SIZE = 4  # PAD, BOS, EOS, UNK
 
 
@@ -131,13 +133,16 @@ class DataConfig:
     """Tokenisation, vocabulary and batching.
 
     Attributes:
-        source_tokenizer: "char" or "word".
-        target_tokenizer: "char" or "word".
+        source_tokenizer: "char", "word" or "subword" (WordPiece pieces learned
+            from the training text; see ``seq2seq.subword``).
+        target_tokenizer: "char", "word" or "subword".
         max_source_length: Longest source kept, in tokens; longer pairs are
             filtered out of training and counted.
         max_target_length: Longest target kept, in tokens (without BOS/EOS).
         min_count: Tokens seen fewer times in training become UNK.
         max_vocab_size: Optional cap on each vocabulary (reserved tokens included).
+        subword_vocab_size: Size each "subword" vocabulary is learned to
+            (reserved tokens included; ``max_vocab_size`` caps it too).
         bucket_width: Width in tokens of the length buckets used for batching.
         batch_length_limit: Buckets of sequences longer than this get
             proportionally smaller batches (at most batch_size times this
@@ -150,6 +155,7 @@ class DataConfig:
     max_target_length: int = 256
     min_count: int = 1
     max_vocab_size: int | None = None
+    subword_vocab_size: int = DEFAULT_SUBWORD_VOCAB_SIZE
     bucket_width: int = 8
     batch_length_limit: int = 64
 
@@ -164,8 +170,20 @@ class DataConfig:
                 f"Expected at least {MIN_VOCAB_SIZE} (the reserved tokens) for "
                 f"`data.max_vocab_size`. Received: data.max_vocab_size={self.max_vocab_size!r}"
             )
+        if self.subword_vocab_size < MIN_VOCAB_SIZE:
+            raise ConfigError(
+                f"Expected at least {MIN_VOCAB_SIZE} (the reserved tokens) for "
+                "`data.subword_vocab_size`. "
+                f"Received: data.subword_vocab_size={self.subword_vocab_size!r}"
+            )
         _check_positive("data.bucket_width", self.bucket_width)
         _check_positive("data.batch_length_limit", self.batch_length_limit)
+
+    def vocab_size_limit(self, tokenizer: str) -> int | None:
+        """The size bound of a vocabulary built with ``tokenizer`` (None: no bound)."""
+        if tokenizer != "subword":
+            return self.max_vocab_size
+        return min(self.subword_vocab_size, self.max_vocab_size or self.subword_vocab_size)
 
 
 @dataclasses.dataclass
@@ -175,7 +193,13 @@ class TrainConfig:
     Attributes:
         epochs: Number of passes over the training data.
         batch_size: Sentence pairs per batch.
-        learning_rate: Adam learning rate.
+        learning_rate: Adam learning rate (the peak one with a schedule).
+        lr_schedule: "constant", or "cosine": the learning rate decays along a
+            half cosine from ``learning_rate`` to 1% of it over ``epochs``
+            epochs (by optimizer step, so a resumed run continues the curve).
+        label_smoothing: Share of each target token's probability mass the
+            loss spreads uniformly over the vocabulary (0: plain
+            cross-entropy). Validation loss is computed the same way.
         clipnorm: Gradient norm clipping (per variable, as Keras' ``clipnorm``).
         seed: Seed of weight initialisation, dropout and data order.
         early_stopping_patience: Epochs without validation improvement before
@@ -186,9 +210,11 @@ class TrainConfig:
         mixed_precision: "none" (float32), "mixed_float16" or "mixed_bfloat16":
             the Keras dtype policy the model is built with (float16/bfloat16
             compute, float32 variables and logits; float16 adds loss scaling).
-        distribution: "none" (one device) or "mirrored" (``tf.distribute``
-            over the machine's GPUs; see ``seq2seq.distribute``). The batch
-            size is the global one, split between the replicas.
+        distribution: "none" (one device), "mirrored" (``tf.distribute``
+            over the machine's GPUs) or "multi_worker" (over several
+            machines, described by the ``TF_CONFIG`` environment variable);
+            see ``seq2seq.distribute``. The batch size is the global one,
+            split between the replicas of all machines.
         source_embeddings: GloVe-format word vectors that initialise the
             source embedding (``model.source_input="embedding"``); see
             ``seq2seq.pretrained``. None: random initialisation.
@@ -199,6 +225,8 @@ class TrainConfig:
     epochs: int = 20
     batch_size: int = 64
     learning_rate: float = 3e-3
+    lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
     clipnorm: float = 5.0
     seed: int = 0
     early_stopping_patience: int = 5
@@ -216,6 +244,8 @@ class TrainConfig:
         _check_choice("train.distribution", self.distribution, DISTRIBUTIONS)
         _check_positive("train.batch_size", self.batch_size)
         _check_positive("train.learning_rate", self.learning_rate)
+        _check_choice("train.lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_rate("train.label_smoothing", self.label_smoothing)
         _check_positive("train.clipnorm", self.clipnorm)
         if self.early_stopping_patience < 0:
             raise ConfigError(

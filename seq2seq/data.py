@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import array
 import dataclasses
+import itertools
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +23,8 @@ import tensorflow as tf
 from seq2seq.vocab import BOS_ID, EOS_ID, PAD_ID, Vocabulary
 
 MAX_REPORTED_EXAMPLES = 5
+# Pairs tokenised together by encode_pairs (one tensorflow-text call for "subword").
+ENCODE_CHUNK = 4096
 
 
 @dataclasses.dataclass
@@ -107,9 +110,7 @@ def encode_pairs(
     values = {"source": array.array("i"), "target": array.array("i")}
     lengths = {"source": array.array("q", [0]), "target": array.array("q", [0])}
     report = FilterReport()
-    for index, (source, target) in enumerate(pairs):
-        src = source_vocab.encode(source)
-        tgt = target_vocab.encode(target)
+    for index, (src, tgt) in enumerate(_encode_in_chunks(pairs, source_vocab, target_vocab)):
         if not src or not tgt:
             report.num_empty += 1
         elif len(src) > max_source_length or len(tgt) > max_target_length:
@@ -129,6 +130,17 @@ def encode_pairs(
         target_offsets=np.cumsum(np.frombuffer(lengths["target"], dtype=np.int64)),
     )
     return encoded, report
+
+
+def _encode_in_chunks(
+    pairs: Sequence[tuple[str, str]], source_vocab: Vocabulary, target_vocab: Vocabulary
+) -> Iterator[tuple[list[int], list[int]]]:
+    """Yields the (source, target) ids of each pair, tokenising ``ENCODE_CHUNK`` pairs at a time."""
+    pairs = iter(pairs)
+    while chunk := list(itertools.islice(pairs, ENCODE_CHUNK)):
+        sources = source_vocab.encode_batch([source for source, _ in chunk])
+        targets = target_vocab.encode_batch([target for _, target in chunk])
+        yield from zip(sources, targets, strict=True)
 
 
 def split_validation(
@@ -272,6 +284,16 @@ def make_epoch_stream(
 
     stream = tf.data.Dataset.range(initial_epoch, 2**62).flat_map(one_epoch)
     return stream.prefetch(tf.data.AUTOTUNE), steps
+
+
+def epoch_steps(
+    encoded: EncodedPairs,
+    batch_size: int,
+    bucket_width: int = 8,
+    batch_length_limit: int | None = None,
+) -> int:
+    """Batches in one pass over ``encoded`` (the ``steps`` of ``make_epoch_stream``)."""
+    return _bucket_plan(encoded, batch_size, bucket_width, batch_length_limit)[2]
 
 
 def _bucket_plan(

@@ -20,20 +20,39 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
     Takes integer targets, so no dense one-hot target array is ever built; the
     value equals one-hot categorical cross-entropy restricted to real tokens.
 
+    Args:
+        label_smoothing: Float in [0, 1): the target distribution puts
+            ``1 - label_smoothing`` on the target token and spreads
+            ``label_smoothing`` uniformly over the vocabulary.
+
     Call arguments:
         y_true: int ids [batch, tgt_time], PAD_ID on padding.
         y_pred: float logits [batch, tgt_time, vocab_size].
     """
 
-    def __init__(self, name: str = "masked_sparse_cross_entropy", **kwargs):
+    def __init__(
+        self,
+        label_smoothing: float = 0.0,
+        name: str = "masked_sparse_cross_entropy",
+        **kwargs,
+    ):
         kwargs.setdefault("reduction", "sum_over_batch_size")
         super().__init__(name=name, **kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(
+                "Expected a value in [0, 1) for `label_smoothing`. "
+                f"Received: label_smoothing={label_smoothing!r}"
+            )
+        self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
         y_true = ops.cast(y_true, "int32")
-        losses = keras.losses.sparse_categorical_crossentropy(
-            y_true, ops.cast(y_pred, "float32"), from_logits=True
-        )
+        logits = ops.cast(y_pred, "float32")
+        losses = keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+        if self.label_smoothing:
+            # Cross-entropy against the uniform distribution: -mean log p.
+            uniform = -ops.mean(ops.log_softmax(logits, axis=-1), axis=-1)
+            losses = (1.0 - self.label_smoothing) * losses + self.label_smoothing * uniform
         mask = _real_token_mask(y_true)
         # Weigh real tokens by total/real so that the "sum_over_batch_size"
         # reduction (which divides by batch * time and keeps Keras' scaling
@@ -46,6 +65,9 @@ class MaskedSparseCrossEntropy(keras.losses.Loss):
         # summing their gradients: dividing by the real tokens of the whole
         # global batch (times the replicas) makes the sum the global token mean.
         return losses * mask * (total * replicas / ops.maximum(real, 1.0))
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
 
 
 def _global_token_count(count):

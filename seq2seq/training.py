@@ -58,7 +58,13 @@ from seq2seq.checkpoint import (
     save_model_atomic,
 )
 from seq2seq.config import Config, ConfigError
-from seq2seq.data import encode_pairs, make_dataset, make_epoch_stream, split_validation
+from seq2seq.data import (
+    encode_pairs,
+    epoch_steps,
+    make_dataset,
+    make_epoch_stream,
+    split_validation,
+)
 from seq2seq.distribute import make_strategy
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy, SequenceExactMatch
 from seq2seq.model import Seq2Seq, build_model, dtype_policy
@@ -84,6 +90,8 @@ __all__ = [
 # Decoding may produce somewhat longer outputs than seen in training.
 DECODE_LENGTH_FACTOR = 1.5
 DECODE_LENGTH_MARGIN = 5
+# The cosine schedule ends at this share of the peak learning rate.
+COSINE_FLOOR = 0.01
 
 
 @dataclasses.dataclass
@@ -105,12 +113,15 @@ def load_or_build_vocabularies(
     paths = [os.path.join(model_dir, n) for n in (SOURCE_VOCAB_FILENAME, TARGET_VOCAB_FILENAME)]
     if all(os.path.exists(p) for p in paths):
         return Vocabulary.load(paths[0]), Vocabulary.load(paths[1])
-    kwargs = {"min_count": config.data.min_count, "max_size": config.data.max_vocab_size}
-    source_vocab = Vocabulary.build(
-        (s for s, _ in train_pairs), config.data.source_tokenizer, **kwargs
-    )
-    target_vocab = Vocabulary.build(
-        (t for _, t in train_pairs), config.data.target_tokenizer, **kwargs
+    data = config.data
+    source_vocab, target_vocab = (
+        Vocabulary.build(
+            (pair[side] for pair in train_pairs),
+            tokenizer,
+            min_count=data.min_count,
+            max_size=data.vocab_size_limit(tokenizer),
+        )
+        for side, tokenizer in enumerate((data.source_tokenizer, data.target_tokenizer))
     )
     source_vocab.save(paths[0])
     target_vocab.save(paths[1])
@@ -130,13 +141,31 @@ def _check_same_architecture(saved: Config, config: Config, model_dir: str) -> N
                 )
 
 
-def compile_model(model: Seq2Seq, config: Config) -> None:
-    """Compiles ``model`` with Adam, the masked loss and the masked metrics."""
+def learning_rate(config: Config, steps_per_epoch: int | None = None):
+    """The optimizer's learning rate: a float, or the schedule ``train.lr_schedule`` asks for.
+
+    Args:
+        config: the configuration (``train.learning_rate``, ``lr_schedule``, ``epochs``).
+        steps_per_epoch: batches per epoch; a schedule needs it (None: constant).
+    """
+    t = config.train
+    if t.lr_schedule == "constant" or steps_per_epoch is None:
+        return t.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        t.learning_rate, decay_steps=max(1, t.epochs * steps_per_epoch), alpha=COSINE_FLOOR
+    )
+
+
+def compile_model(model: Seq2Seq, config: Config, steps_per_epoch: int | None = None) -> None:
+    """Compiles ``model`` with Adam, the masked loss and the masked metrics.
+
+    ``steps_per_epoch`` lets ``train.lr_schedule`` lay its curve over the run.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(
-            learning_rate=config.train.learning_rate, clipnorm=config.train.clipnorm
+            learning_rate=learning_rate(config, steps_per_epoch), clipnorm=config.train.clipnorm
         ),
-        loss=MaskedSparseCrossEntropy(),
+        loss=MaskedSparseCrossEntropy(label_smoothing=config.train.label_smoothing),
         metrics=[MaskedTokenAccuracy(), SequenceExactMatch()],
         jit_compile=config.train.jit_compile,
     )
@@ -251,7 +280,11 @@ def _train_locked(
                     trainable=not config.train.freeze_embeddings,
                     seed=config.train.seed,
                 )
-        compile_model(model, config)
+        d = config.data
+        steps = epoch_steps(
+            train_encoded, config.train.batch_size, d.bucket_width, d.batch_length_limit
+        )
+        compile_model(model, config, steps)
         if state.get("finished"):
             restore_checkpoint(model, config, os.path.join(model_dir, LAST_MODEL_FILENAME), state)
             logging.info("Continuing a finished run of %d epochs.", done)
@@ -261,10 +294,9 @@ def _train_locked(
         else:
             done, state = 0, {}
 
-    d = config.data
     # Under XLA every new batch shape is a new compilation: keep the shapes few.
     pad_multiple = d.bucket_width if config.train.jit_compile else 1
-    train_stream, steps = make_epoch_stream(
+    train_stream, _ = make_epoch_stream(
         train_encoded,
         config.train.batch_size,
         seed=config.train.seed,

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy, SequenceExactMatch
 
@@ -44,3 +45,20 @@ def test_token_accuracy_and_exact_match_count_real_tokens_only():
     assert np.isclose(float(exact.result()), 1 / 2)
     exact.reset_state()
     assert float(exact.result()) == 0.0
+
+
+def test_label_smoothing_mixes_target_and_uniform_cross_entropy():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(2, 3, 5)).astype("float32")
+    targets = np.array([[3, 2, 0], [4, 0, 0]], "int32")
+    log_p = _log_softmax(logits)
+    nll = -np.take_along_axis(log_p, targets[..., None], axis=-1)[..., 0]
+    smoothed = 0.9 * nll + 0.1 * -log_p.mean(-1)
+    loss = float(MaskedSparseCrossEntropy(label_smoothing=0.1)(targets, logits))
+    assert np.isclose(loss, smoothed[targets != 0].mean(), atol=1e-5)
+    restored = MaskedSparseCrossEntropy.from_config(
+        MaskedSparseCrossEntropy(label_smoothing=0.1).get_config()
+    )
+    assert restored.label_smoothing == 0.1
+    with pytest.raises(ValueError, match="label_smoothing=1.0"):
+        MaskedSparseCrossEntropy(label_smoothing=1.0)

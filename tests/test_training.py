@@ -170,6 +170,47 @@ def test_interrupted_run_resumes_from_last_finished_epoch(tmp_path):
         assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == ["0", "1", "2", "3"]
 
 
+class _LearningRates(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.values.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+def test_cosine_schedule_and_label_smoothing_go_on_after_resume(tmp_path):
+    pairs = _reverse_pairs(120, seed=6)
+    config = Config(
+        model=ModelConfig(cell="gru", units=8),
+        train=TrainConfig(
+            epochs=3,
+            batch_size=32,
+            learning_rate=0.01,
+            lr_schedule="cosine",
+            label_smoothing=0.1,
+            early_stopping_patience=0,
+        ),
+    )
+    model_dir = str(tmp_path / "run")
+    first, second = _LearningRates(), _LearningRates()
+    with pytest.raises(_Interrupt):
+        train(
+            config,
+            pairs[:100],
+            pairs[100:],
+            model_dir,
+            verbose=0,
+            callbacks=[first, _InterruptAfterEpoch(0)],
+        )
+    train(config, pairs[:100], pairs[100:], model_dir, verbose=0, callbacks=[second])
+    steps = 4  # 100 pairs in batches of 32
+    schedule = keras.optimizers.schedules.CosineDecay(0.01, 3 * steps, alpha=0.01)
+    expected = [float(schedule(e * steps)) for e in (1, 2, 3)]
+    np.testing.assert_allclose(first.values + second.values, expected, rtol=1e-4)
+    assert np.isclose(expected[-1], 1e-4)
+
+
 @pytest.mark.parametrize("policy", ["mixed_bfloat16"])
 def test_mixed_precision_trains_on_cpu_with_float32_variables(tmp_path, policy):
     pairs = _reverse_pairs(400, seed=3)

@@ -1,4 +1,4 @@
-"""seq2seq-train: train a model on a TSV file, two aligned files or a built-in task.
+"""seq2seq-train: train a model on a TSV file, two aligned files, a TFDS dataset or a built-in task.
 
 With no data flag it trains the built-in default task, then prints sample
 translations of held-out sentences and their exact match.
@@ -17,21 +17,28 @@ from seq2seq.cli.common import (
     FLAGS,
     define_on_bad_line,
     define_seed,
+    define_task,
+    define_test_file,
+    define_tfds_flags,
     fail,
+    log_data_report,
     setup_logging,
+    tfds_options,
     user_errors,
 )
+from seq2seq.datasets import ExampleReport
 from seq2seq.readers import MAX_REPORTED_LINES, ReadReport, read_aligned, read_tsv
 from seq2seq.vocab import get_tokenizer
 
 define_on_bad_line()
 define_seed()
+define_test_file()
+define_task()
+define_tfds_flags()
 flags.DEFINE_string("train_file", None, "Training pairs: TSV (source TAB target).")
 flags.DEFINE_string("valid_file", None, "Validation pairs: TSV (default: hold some out).")
-flags.DEFINE_string("test_file", None, "Held-out pairs to report on after training: TSV.")
 flags.DEFINE_string("train_source", None, "Training sources, one per line (with --train_target).")
 flags.DEFINE_string("train_target", None, "Training targets, aligned with --train_source.")
-flags.DEFINE_enum("task", None, list(tasks.TASK_NAMES), "Built-in task (default when no data).")
 flags.DEFINE_enum("cell", None, list(config_lib.CELL_TYPES), "Recurrent cell.")
 flags.DEFINE_integer("units", None, "Units per encoder layer (and direction).")
 flags.DEFINE_integer("layers", None, "Stacked layers in encoder and decoder.")
@@ -55,8 +62,20 @@ flags.DEFINE_integer("max_source_length", None, "Longest source kept, in tokens.
 flags.DEFINE_integer("max_target_length", None, "Longest target kept, in tokens.")
 flags.DEFINE_integer("min_count", None, "Tokens seen fewer times in training become UNK.")
 flags.DEFINE_integer("max_vocab_size", None, "Cap on each vocabulary (reserved tokens included).")
+flags.DEFINE_integer(
+    "subword_vocab_size",
+    None,
+    "Size each subword vocabulary is learned to (reserved tokens included; default 8000).",
+)
 flags.DEFINE_integer("epochs", None, "Training epochs.")
-flags.DEFINE_float("learning_rate", None, "Adam learning rate.")
+flags.DEFINE_float("learning_rate", None, "Adam learning rate (the peak with a schedule).")
+flags.DEFINE_enum(
+    "lr_schedule",
+    None,
+    list(config_lib.LR_SCHEDULES),
+    "constant, or cosine: decay from --learning_rate to 1% of it over --epochs.",
+)
+flags.DEFINE_float("label_smoothing", None, "Label smoothing of the loss, in [0, 1).")
 flags.DEFINE_integer("patience", None, "Early stopping patience in epochs (0: off).")
 flags.DEFINE_float("valid_fraction", None, "Share held out for validation without --valid_file.")
 flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA.")
@@ -100,9 +119,12 @@ FLAG_TO_CONFIG = {
     "max_target_length": ("data", "max_target_length"),
     "min_count": ("data", "min_count"),
     "max_vocab_size": ("data", "max_vocab_size"),
+    "subword_vocab_size": ("data", "subword_vocab_size"),
     "epochs": ("train", "epochs"),
     "batch_size": ("train", "batch_size"),
     "learning_rate": ("train", "learning_rate"),
+    "lr_schedule": ("train", "lr_schedule"),
+    "label_smoothing": ("train", "label_smoothing"),
     "seed": ("train", "seed"),
     "patience": ("train", "early_stopping_patience"),
     "valid_fraction": ("train", "valid_fraction"),
@@ -137,20 +159,32 @@ class Data(NamedTuple):
     train: list[tuple[str, str]]
     valid: list[tuple[str, str]] | None
     test: list[tuple[str, str]] | None
-    # (what, pairs, report) of each file read, for the length report.
-    files: list[tuple[str, list[tuple[str, str]], ReadReport]]
+    # (what, pairs, report) of each file or TFDS split read, for the length report.
+    files: list[tuple[str, list[tuple[str, str]], ReadReport | ExampleReport]]
 
 
 def load_data() -> Data:
-    """Reads the data files named by the flags (or the built-in task)."""
+    """Reads the data files or TFDS dataset named by the flags (or the built-in task)."""
     files = []
 
     def read(what, path):
         pairs, report = read_tsv(path, on_bad_line=FLAGS.on_bad_line)
-        log_read_report(report)
+        log_data_report(report)
         files.append((what, pairs, report))
         return pairs
 
+    tfds_kwargs = tfds_options()
+    if FLAGS.tfds:
+        others = [
+            f"--{name}"
+            for name in ("train_file", "train_source", "train_target", "task")
+            if FLAGS[name].value
+        ]
+        if others:
+            raise ValueError(
+                f"Give either --tfds or {', '.join(others)}, not both: --tfds names the "
+                "training data."
+            )
     if FLAGS.train_file and (FLAGS.train_source or FLAGS.train_target):
         raise ValueError("Give either --train_file or --train_source/--train_target, not both.")
     if bool(FLAGS.train_source) != bool(FLAGS.train_target):
@@ -159,42 +193,67 @@ def load_data() -> Data:
         raise ValueError("Give either --task or your own training data, not both.")
     valid = read("validation", FLAGS.valid_file) if FLAGS.valid_file else None
     test = read("test", FLAGS.test_file) if FLAGS.test_file else None
+    if FLAGS.tfds:
+        return load_tfds_data(tfds_kwargs, valid, test, files)
     if FLAGS.train_file:
         return Data(None, read("training", FLAGS.train_file), valid, test, files)
     if FLAGS.train_source:
         pairs, report = read_aligned(
             FLAGS.train_source, FLAGS.train_target, on_bad_line=FLAGS.on_bad_line
         )
-        log_read_report(report)
+        log_data_report(report)
         files.append(("training", pairs, report))
         return Data(None, pairs, valid, test, files)
     task = tasks.get_task(FLAGS.task or tasks.DEFAULT_TASK)
     return Data(task, task.train, valid or task.valid, test or task.test, files)
 
 
-def log_read_report(report: ReadReport) -> None:
-    """Logs what a reader read; skipped bad lines as a warning."""
-    if report.num_skipped:
-        logging.warning("%s", report.summary())
-    else:
-        logging.info("%s", report.summary())
+def load_tfds_data(
+    tfds_kwargs: dict,
+    valid: list[tuple[str, str]] | None,
+    test: list[tuple[str, str]] | None,
+    files: list,
+) -> Data:
+    """Reads the --tfds dataset: its train split, and the validation and test splits
+    that --valid_file and --test_file do not replace (appending each to ``files``)."""
+    from seq2seq.datasets import load_tfds_splits
+
+    splits = load_tfds_splits(
+        FLAGS.tfds, with_validation=valid is None, with_test=test is None, **tfds_kwargs
+    )
+    split_data = {"train": splits.train, "validation": splits.validation, "test": splits.test}
+    for report in splits.reports:
+        log_data_report(report)
+        what = "training" if report.split == "train" else report.split
+        files.append((what, split_data[report.split], report))
+    return Data(None, splits.train, valid or splits.validation, test or splits.test, files)
 
 
 def report_long_pairs(
-    what: str, pairs: list[tuple[str, str]], report: ReadReport, data: config_lib.DataConfig
+    what: str,
+    pairs: list[tuple[str, str]],
+    report: ReadReport | ExampleReport,
+    data: config_lib.DataConfig,
 ) -> int:
     """Logs (as a warning) the pairs of a file that training will drop as too long.
 
-    Training counts them too, but only the reader knows their line numbers.
+    Training counts them too, but only the reader knows their line numbers (or,
+    for a TFDS split, example indices).
 
     Returns:
         The number of such pairs.
     """
     source_tokenizer = get_tokenizer(data.source_tokenizer)
     target_tokenizer = get_tokenizer(data.target_tokenizer)
+    if source_tokenizer.needs_vocabulary or target_tokenizer.needs_vocabulary:
+        return 0  # subword lengths are known once the vocabulary is learned; training counts them
+    if isinstance(report, ExampleReport):
+        location, unit, positions = report.location, "examples", report.pair_indices
+    else:
+        location, unit, positions = report.path, "lines", report.pair_lines
     lines = [
         line
-        for (source, target), line in zip(pairs, report.pair_lines, strict=True)
+        for (source, target), line in zip(pairs, positions, strict=True)
         if len(source_tokenizer.tokenize(source)) > data.max_source_length
         or len(target_tokenizer.tokenize(target)) > data.max_target_length
     ]
@@ -207,12 +266,13 @@ def report_long_pairs(
         )
         logging.warning(
             "%s: %d %s pairs are longer than max_source_length=%d or max_target_length=%d "
-            "tokens and are left out (lines %s%s).",
-            report.path,
+            "tokens and are left out (%s %s%s).",
+            location,
             len(lines),
             what,
             data.max_source_length,
             data.max_target_length,
+            unit,
             shown,
             more,
         )
@@ -238,7 +298,7 @@ def main(argv: list[str]) -> None:
         model_dir = FLAGS.model_dir
         if model_dir is None:
             if task is None:
-                raise ValueError("--model_dir is required with --train_file/--train_source.")
+                raise ValueError("--model_dir is required with --train_file/--train_source/--tfds.")
             model_dir = f"runs/{task.name}"
         if task is not None:
             logging.info("Built-in task %r: %s", task.name, task.description)
