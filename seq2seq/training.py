@@ -65,7 +65,13 @@ from seq2seq.data import (
     make_epoch_stream,
     split_validation,
 )
-from seq2seq.distribute import make_strategy
+from seq2seq.distribute import (
+    barrier,
+    distribute_batches,
+    fit_scope,
+    make_strategy,
+    worker_dir,
+)
 from seq2seq.metrics import MaskedSparseCrossEntropy, MaskedTokenAccuracy, SequenceExactMatch
 from seq2seq.model import Seq2Seq, build_model, dtype_policy
 from seq2seq.pretrained import load_pretrained_embeddings
@@ -107,12 +113,20 @@ class TrainResult:
 
 
 def load_or_build_vocabularies(
-    config: Config, train_pairs: Sequence[tuple[str, str]], model_dir: str
+    config: Config,
+    train_pairs: Sequence[tuple[str, str]],
+    model_dir: str,
+    write_dir: str | None = None,
 ) -> tuple[Vocabulary, Vocabulary]:
-    """Loads the vocabularies of ``model_dir`` (resume) or builds and saves them."""
-    paths = [os.path.join(model_dir, n) for n in (SOURCE_VOCAB_FILENAME, TARGET_VOCAB_FILENAME)]
+    """Loads the vocabularies of ``model_dir`` (resume) or builds and saves them.
+
+    Built vocabularies are saved to ``write_dir`` (default: ``model_dir``).
+    """
+    names = (SOURCE_VOCAB_FILENAME, TARGET_VOCAB_FILENAME)
+    paths = [os.path.join(model_dir, n) for n in names]
     if all(os.path.exists(p) for p in paths):
         return Vocabulary.load(paths[0]), Vocabulary.load(paths[1])
+    paths = [os.path.join(write_dir or model_dir, n) for n in names]
     data = config.data
     source_vocab, target_vocab = (
         Vocabulary.build(
@@ -195,6 +209,11 @@ def train(
         devices: with ``train.distribution="mirrored"``, the devices to
             mirror over (default: every GPU).
 
+    With ``train.distribution="multi_worker"`` every worker calls ``train``
+    with the same arguments; only the chief writes ``model_dir``, the others
+    write to a temporary directory (see ``seq2seq.distribute``). The strategy
+    is made before anything else, as TensorFlow requires for multi-worker.
+
     Returns:
         ``TrainResult``.
 
@@ -210,30 +229,48 @@ def train(
             "train() reads text pairs; a model with model.source_input='features' is built "
             "with seq2seq.model.build_model and fitted on your own feature arrays."
         )
-    os.makedirs(model_dir, exist_ok=True)
-    with lock_model_dir(model_dir):
-        return _train_locked(
-            config, train_pairs, valid_pairs, model_dir, verbose, callbacks, devices
-        )
+    # First: multi-worker collectives must be set up before any other TensorFlow op.
+    strategy = make_strategy(config.train.distribution, devices)
+    with worker_dir(strategy, model_dir) as write_dir:
+        os.makedirs(write_dir, exist_ok=True)
+        with lock_model_dir(write_dir):
+            return _train_locked(
+                config,
+                train_pairs,
+                valid_pairs,
+                model_dir,
+                write_dir,
+                strategy,
+                verbose,
+                callbacks,
+            )
 
 
 def _train_locked(
-    config, train_pairs, valid_pairs, model_dir, verbose, callbacks, devices
+    config, train_pairs, valid_pairs, model_dir, write_dir, strategy, verbose, callbacks
 ) -> TrainResult:
-    """``train`` once ``model_dir`` is locked."""
+    """``train`` once the directory it writes (``write_dir``) is locked.
+
+    Every process reads the committed run from ``model_dir``; it writes to
+    ``write_dir``, which is ``model_dir`` but on the non-chief workers of a
+    multi-worker run.
+    """
     if os.path.exists(os.path.join(model_dir, "config.json")):
         _check_same_architecture(Config.load(model_dir), config, model_dir)
     state = read_state(model_dir)
-    remove_leftovers(model_dir, state)
+    if write_dir == model_dir:
+        remove_leftovers(model_dir, state)
     if state.get("history"):  # a kill may have come between the commit and history.csv
-        write_text_atomic(os.path.join(model_dir, HISTORY_FILENAME), history_csv(state["history"]))
+        write_text_atomic(os.path.join(write_dir, HISTORY_FILENAME), history_csv(state["history"]))
     if valid_pairs is None:
         train_pairs, valid_pairs = split_validation(
             train_pairs, config.train.valid_fraction, config.train.seed
         )
         logging.info("Held out %d training pairs for validation.", len(valid_pairs))
 
-    source_vocab, target_vocab = load_or_build_vocabularies(config, train_pairs, model_dir)
+    source_vocab, target_vocab = load_or_build_vocabularies(
+        config, train_pairs, model_dir, write_dir
+    )
     logging.info("Vocabulary sizes: source %d, target %d", source_vocab.size, target_vocab.size)
     limits = (config.data.max_source_length, config.data.max_target_length)
     train_encoded, report = encode_pairs(train_pairs, source_vocab, target_vocab, *limits)
@@ -245,7 +282,7 @@ def _train_locked(
 
     longest = train_encoded.max_target_length()
     config.decode.max_length = int(longest * DECODE_LENGTH_FACTOR) + DECODE_LENGTH_MARGIN
-    config.save(model_dir)
+    config.save(write_dir)
 
     done = state.get("epochs_done", 0)
     if state.get("finished") and (done >= config.train.epochs or state.get("stopped_early")):
@@ -257,7 +294,6 @@ def _train_locked(
         )
 
     keras.utils.set_random_seed(config.train.seed)
-    strategy = make_strategy(config.train.distribution, devices)
     if strategy.num_replicas_in_sync > 1:
         logging.info(
             "Training on %d replicas (%s), global batch %d.",
@@ -296,52 +332,61 @@ def _train_locked(
 
     # Under XLA every new batch shape is a new compilation: keep the shapes few.
     pad_multiple = d.bucket_width if config.train.jit_compile else 1
-    train_stream, _ = make_epoch_stream(
-        train_encoded,
-        config.train.batch_size,
-        seed=config.train.seed,
-        initial_epoch=done,
-        bucket_width=d.bucket_width,
-        batch_length_limit=d.batch_length_limit,
-        pad_multiple=pad_multiple,
-    )
-    valid_ds = None
-    if len(valid_encoded):
-        valid_ds = make_dataset(
-            valid_encoded,
+
+    def make_train_stream():
+        return make_epoch_stream(
+            train_encoded,
             config.train.batch_size,
+            seed=config.train.seed,
+            initial_epoch=done,
             bucket_width=d.bucket_width,
             batch_length_limit=d.batch_length_limit,
             pad_multiple=pad_multiple,
+        )[0]
+
+    train_stream = distribute_batches(strategy, make_train_stream)
+    valid_ds = None
+    if len(valid_encoded):
+        valid_ds = distribute_batches(
+            strategy,
+            lambda: make_dataset(
+                valid_encoded,
+                config.train.batch_size,
+                bucket_width=d.bucket_width,
+                batch_length_limit=d.batch_length_limit,
+                pad_multiple=pad_multiple,
+            ),
         )
 
     checkpoint = ModelDirCheckpoint(
-        model_dir,
+        write_dir,
         state,
         monitor="val_loss" if valid_ds is not None else "loss",
         patience=config.train.early_stopping_patience if valid_ds is not None else 0,
     )
     # TensorBoard first: an epoch re-run after a kill may be logged twice, but none is missing.
-    all_callbacks = [keras.callbacks.TensorBoard(os.path.join(model_dir, LOGS_DIRNAME)), checkpoint]
+    all_callbacks = [keras.callbacks.TensorBoard(os.path.join(write_dir, LOGS_DIRNAME)), checkpoint]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    history = model.fit(
-        train_stream,
-        validation_data=valid_ds,
-        epochs=config.train.epochs,
-        initial_epoch=done,
-        steps_per_epoch=steps,
-        callbacks=[*all_callbacks, *callbacks],
-        shuffle=False,  # the dataset shuffles itself, seeded
-        verbose=verbose,
-    )
+    with fit_scope(model, strategy, make_train_stream):
+        history = model.fit(
+            train_stream,
+            validation_data=valid_ds,
+            epochs=config.train.epochs,
+            initial_epoch=done,
+            steps_per_epoch=steps,
+            callbacks=[*all_callbacks, *callbacks],
+            shuffle=False,  # the dataset shuffles itself, seeded
+            verbose=verbose,
+        )
     if checkpoint.diverged is not None:
         raise TrainingDivergedError(checkpoint.divergence_message(config))
-    state = read_state(model_dir)
+    state = read_state(write_dir)
     state["finished"] = True
     state.pop("checkpoint", None)
-    write_json_atomic(os.path.join(model_dir, STATE_FILENAME), state)
-    shutil.rmtree(os.path.join(model_dir, BACKUP_DIRNAME), ignore_errors=True)
+    write_json_atomic(os.path.join(write_dir, STATE_FILENAME), state)
+    shutil.rmtree(os.path.join(write_dir, BACKUP_DIRNAME), ignore_errors=True)
+    barrier(strategy)  # every worker returns once the chief has committed the end
     return TrainResult(
         model_dir=model_dir,
         epochs_done=state.get("epochs_done", 0),

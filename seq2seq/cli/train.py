@@ -89,8 +89,9 @@ flags.DEFINE_enum(
     "distribution",
     None,
     list(config_lib.DISTRIBUTIONS),
-    "tf.distribute strategy: none (one device) or mirrored (every GPU of the machine; "
-    "--batch_size is the global batch).",
+    "tf.distribute strategy: none (one device), mirrored (every GPU of the machine) or "
+    "multi_worker (several machines, from the TF_CONFIG environment variable; run the same "
+    "command on each). --batch_size is the global batch.",
 )
 flags.DEFINE_string(
     "source_embeddings", None, "GloVe-format word vectors for the source embedding."
@@ -289,6 +290,13 @@ def main(argv: list[str]) -> None:
     from seq2seq.translator import Translator
 
     try:
+        chief = True
+        if FLAGS.distribution == "multi_worker":
+            from seq2seq.distribute import make_strategy, read_tf_config
+
+            # Before reading data: collectives must be set up before any TensorFlow op.
+            make_strategy("multi_worker")
+            chief = read_tf_config().is_chief
         data = load_data()
         task, train_pairs, valid_pairs, held_out = data.task, data.train, data.valid, data.test
         config = config_from_flags(task)
@@ -308,6 +316,9 @@ def main(argv: list[str]) -> None:
             )
             logging.info("Held out %d of the training pairs for validation.", len(valid_pairs))
         result = train(config, train_pairs, valid_pairs, model_dir)
+        if not chief:
+            logging.info("Worker done after %d epochs; the chief evaluates.", result.epochs_done)
+            return
         held_out = held_out or valid_pairs
         translator = Translator.load(model_dir)
         scores = evaluate(translator, held_out)
