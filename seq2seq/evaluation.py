@@ -8,6 +8,7 @@ a file of translations (e.g. written by `seq2seq-translate`) without a model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Sequence
@@ -229,7 +230,8 @@ def evaluate(
 
     Returns:
         dict with num_examples, strategy, num_scored_teacher_forced (pairs
-        within the length limits), loss, perplexity, token_accuracy,
+        within the length limits), loss (the mean cross-entropy per real
+        target token, without label smoothing), perplexity, token_accuracy,
         teacher_forced_exact_match (these four when a pair is within the
         limits), and the keys of `score_translations`.
 
@@ -260,7 +262,10 @@ def evaluate(
     result["num_scored_teacher_forced"] = report.num_kept
     if len(encoded):
         model = translator.model
-        compile_model(model, config)
+        # Plain cross-entropy, whatever label smoothing training used: the
+        # loss and the perplexity are those of the model's distribution.
+        plain = dataclasses.replace(config.train, label_smoothing=0.0)
+        compile_model(model, dataclasses.replace(config, train=plain))
         metrics = model.evaluate(
             make_dataset(
                 encoded,

@@ -2,6 +2,7 @@
 files of hypotheses and references, and seq2seq-evaluate without a model."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -245,3 +246,13 @@ def test_evaluate_program_scores_hypotheses_in_a_subprocess(files):
     scores = json.loads(run.stdout)
     assert scores["exact_match"] == 1.0 and scores["bleu"] == pytest.approx(100.0)
     assert scores["lowercase"] is True and "case:lc" in scores["bleu_signature"]
+
+
+def test_evaluate_loss_and_perplexity_leave_label_smoothing_out(tmp_path):
+    translator = Translator.load(write_untrained_model_dir(tmp_path / "model"))
+    pairs = [("abc de", "ed cba"), ("hello", "olleh")]
+    plain = evaluate(translator, pairs)
+    translator.config.train.label_smoothing = 0.3  # as a model trained with it
+    smoothed_run = evaluate(translator, pairs)
+    assert smoothed_run["loss"] == pytest.approx(plain["loss"], rel=1e-6)
+    assert smoothed_run["perplexity"] == pytest.approx(math.exp(plain["loss"]), rel=1e-6)
