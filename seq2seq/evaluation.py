@@ -81,7 +81,10 @@ def score_translations(
     if not hypotheses:
         raise ValueError("Expected at least one hypothesis to score. Received: none")
     try:
-        bleu = sacrebleu.BLEU(tokenize=bleu_tokenize, lowercase=lowercase)
+        # "none" says the text is tokenised already: no "forgot to detokenize" warning.
+        bleu = sacrebleu.BLEU(
+            tokenize=bleu_tokenize, lowercase=lowercase, force=bleu_tokenize == "none"
+        )
     except (ImportError, RuntimeError, OSError) as error:
         # ja-mecab / ko-mecab need extra packages; the SentencePiece ones download a model.
         raise ValueError(
