@@ -46,8 +46,7 @@ from absl import logging
 from seq2seq.atomic import TEMP_PREFIX
 from seq2seq.checkpoint import SOURCE_VOCAB_FILENAME, TARGET_VOCAB_FILENAME
 from seq2seq.decoding import DecodingModel
-from seq2seq.layers import state_count
-from seq2seq.model import build_inference_graph
+from seq2seq.model import build_inference_graph, inference_state_count
 from seq2seq.subword import SUFFIX_MARK, make_wordpiece
 from seq2seq.translator import SOURCE_LENGTH_MULTIPLE, Translator
 from seq2seq.vocab import BOS_ID, PAD_ID, UNK_ID, Vocabulary
@@ -142,7 +141,7 @@ class TranslationModule(tf.Module):
         self._max_source_length = config.data.max_source_length
         self._whitespace = _whitespace_pattern()
         model_config = translator.model.model_config
-        num_states = model_config.layers * state_count(model_config.cell)
+        num_states = inference_state_count(model_config)
         units = model_config.decoder_units
         state_specs = [
             tf.TensorSpec([None, units], tf.float32, name=f"state_{i}") for i in range(num_states)

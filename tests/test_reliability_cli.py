@@ -12,7 +12,7 @@ import logging
 import os
 
 import pytest
-from absl import flags
+from cli_runner import run_main as run_cli
 from model_dirs import write_untrained_model_dir
 
 from seq2seq.cli import train as train_cli
@@ -20,7 +20,6 @@ from seq2seq.cli import translate as translate_cli
 from seq2seq.training import BEST_MODEL_FILENAME, STATE_FILENAME
 from seq2seq.vocab import Vocabulary
 
-FLAGS = flags.FLAGS
 GOOD_LINES = [f"{w}\t{w[::-1]}\n".encode() for w in ("abc", "bcd", "cab", "dab", "bad", "cad")]
 TINY_MODEL = ["--cell=gru", "--units=4", "--epochs=1", "--batch_size=4", "--num_samples=1"]
 
@@ -35,21 +34,6 @@ def output(capfd, caplog):
         return out, err + caplog.text
 
     return read
-
-
-def run_cli(module, args, output):
-    """Runs a CLI module's main in-process; returns (exit status, stdout, stderr + logs)."""
-    FLAGS.unparse_flags()
-    FLAGS([module.__name__, *args])
-    try:
-        module.main([module.__name__])
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code
-    finally:
-        FLAGS.unparse_flags()
-    out, err = output()
-    return status, out, err
 
 
 def _assert_clean_error(status, err, *needles):
